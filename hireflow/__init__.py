@@ -1,0 +1,1 @@
+"""HireFlow backend: REST API, realtime hub and workers for remote coding interviews."""

@@ -1,0 +1,125 @@
+"""Process-local read caches that stay correct across instances.
+
+Every write to a collection bumps that collection's version counter in Redis *after* the write;
+every read first fetches the current versions (one MGET) and only trusts a local entry that was
+stored under the same version. A reader reads the version *before* querying MongoDB, so an entry
+is never older than the version it is filed under: a write that lands meanwhile bumps the version
+and the next reader re-queries. When Redis cannot be reached, nothing is served from cache.
+
+The counters start at a random offset whenever their key is missing (first use, or a Redis that
+restarted empty), so a counter that starts over never matches an entry stored before. The one case
+this cannot see is a write whose bump failed while Redis was unreachable for the writer only;
+`max_age_s` bounds how long such an entry can be served.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from hireflow import keys
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# INCR that starts from a random offset when the key is missing.
+_BUMP = """
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[1]) end
+return redis.call('INCR', KEYS[1])
+"""
+
+
+def _seed() -> str:
+    return str(secrets.randbits(52))
+
+
+@dataclass(frozen=True)
+class Versions:
+    """The collection versions a request read once; None where caching is off for this request."""
+
+    users: str | None
+    sessions: str | None
+
+    @property
+    def sessions_view(self) -> str | None:
+        """Version of anything that embeds both sessions and users (session JSON populates users)."""
+        if self.users is None or self.sessions is None:
+            return None
+        return f"{self.users}:{self.sessions}"
+
+
+NO_CACHE = Versions(None, None)
+
+
+class CacheVersions:
+    """Reads and bumps the Redis version counters."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._bump = redis.register_script(_BUMP)
+
+    async def read(self) -> Versions:
+        try:
+            users, sessions = await self._redis.mget([keys.USERS_VERSION, keys.SESSIONS_VERSION])
+            if users is None or sessions is None:
+                # First use, or Redis restarted empty: start fresh random counters; this request
+                # reads through, the next one caches under the new values.
+                await self._redis.set(keys.USERS_VERSION, _seed(), nx=True)
+                await self._redis.set(keys.SESSIONS_VERSION, _seed(), nx=True)
+                return NO_CACHE
+        except (RedisError, OSError) as exc:
+            log.warning("cache versions unavailable, reading through: %s", exc)
+            return NO_CACHE
+        return Versions(_text(users), _text(sessions))
+
+    async def bump(self, key: str) -> None:
+        """Invalidate every instance's entries for one collection. Never raises: the write it follows stands."""
+        try:
+            await self._bump(keys=[key], args=[_seed()])
+        except (RedisError, OSError) as exc:
+            log.warning("could not bump %s (entries elsewhere expire within max age): %s", key, exc)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class LocalCache(Generic[T]):
+    """A bounded LRU map whose entries are valid only under the version they were stored with."""
+
+    def __init__(self, *, max_entries: int, max_age_s: float) -> None:
+        self._entries: OrderedDict[object, tuple[str, float, T]] = OrderedDict()
+        self._max_entries = max_entries
+        self._max_age_s = max_age_s
+
+    def get(self, key: object, version: str | None) -> T | None:
+        if version is None:
+            return None
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        stored_version, stored_at, value = entry
+        if stored_version != version or time.monotonic() - stored_at > self._max_age_s:
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return value
+
+    def put(self, key: object, version: str | None, value: T) -> None:
+        if version is None:
+            return
+        self._entries[key] = (version, time.monotonic(), value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()

@@ -1,0 +1,119 @@
+"""Verify Clerk session tokens with the Clerk SDK's async verifier (it never blocks the event loop).
+
+With `CLERK_JWT_KEY` the check is networkless. Otherwise the SDK fetches the JWKS from the Backend
+API, caches each key for five minutes and, for a `kid` it has not seen (key rotation), fetches again.
+Two guards are ours: only session tokens are accepted (the SDK would send machine-token prefixes to
+Clerk for remote verification), and a `kid` that was just looked up and not found is refused for a
+few seconds instead of fetching the JWKS for every such token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from clerk_backend_api.security.machine import get_token_type
+from clerk_backend_api.security.types import (
+    TokenType,
+    TokenVerificationError,
+    TokenVerificationErrorReason,
+    VerifyTokenOptions,
+)
+from clerk_backend_api.security.verifytoken import verify_token_async
+
+from hireflow.errors import ServiceUnavailable, Unauthorized
+from hireflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_KID_COOLDOWN_S = 10.0
+_MAX_REMEMBERED_KIDS = 1024
+_UPSTREAM_FAILURES = {
+    TokenVerificationErrorReason.JWK_FAILED_TO_LOAD,
+    TokenVerificationErrorReason.JWK_REMOTE_INVALID,
+    TokenVerificationErrorReason.SERVER_ERROR,
+    TokenVerificationErrorReason.SECRET_KEY_MISSING,
+}
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What the rest of the app needs from a verified session token."""
+
+    user_id: str
+    expires_at: float
+
+
+class TokenVerifier:
+    def __init__(self, settings: Settings) -> None:
+        secret = settings.clerk_secret_key.get_secret_value() if settings.clerk_secret_key else None
+        self._options = VerifyTokenOptions(
+            jwt_key=settings.clerk_jwt_key or None,
+            secret_key=secret,
+            api_url=settings.clerk_api_url.rstrip("/"),
+            authorized_parties=settings.authorized_parties,
+            clock_skew_in_ms=int(settings.clerk_clock_skew_s * 1000),
+        )
+        self._timeout_s = settings.clerk_timeout_s
+        self._missing_kids: dict[str, float] = {}
+
+    @property
+    def configured(self) -> bool:
+        return bool(self._options.jwt_key or self._options.secret_key)
+
+    async def verify(self, token: str) -> Claims:
+        """The token's claims, or Unauthorized; ServiceUnavailable when Clerk's JWKS cannot be fetched."""
+        if not token or get_token_type(token) is not TokenType.SESSION_TOKEN:
+            raise Unauthorized()
+        kid = self._kid(token)
+        if kid is not None and self._recently_missing(kid):
+            raise Unauthorized()
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                payload = await verify_token_async(token, self._options)
+        except TokenVerificationError as exc:
+            if exc.reason is TokenVerificationErrorReason.JWK_KID_MISMATCH and kid is not None:
+                self._remember_missing(kid)
+            if exc.reason in _UPSTREAM_FAILURES:
+                log.warning("session token could not be verified: %s", exc.reason.value[0])
+                raise ServiceUnavailable() from exc
+            raise Unauthorized() from exc
+        except TimeoutError as exc:
+            log.warning("Clerk JWKS fetch timed out")
+            raise ServiceUnavailable() from exc
+        return _claims(payload)
+
+    def _kid(self, token: str) -> str | None:
+        if self._options.jwt_key:
+            return None
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.InvalidTokenError as exc:
+            raise Unauthorized() from exc
+        return kid if isinstance(kid, str) else None
+
+    def _recently_missing(self, kid: str) -> bool:
+        since = self._missing_kids.get(kid)
+        if since is None:
+            return False
+        if time.monotonic() - since < UNKNOWN_KID_COOLDOWN_S:
+            return True
+        del self._missing_kids[kid]
+        return False
+
+    def _remember_missing(self, kid: str) -> None:
+        if len(self._missing_kids) >= _MAX_REMEMBERED_KIDS:
+            self._missing_kids.clear()
+        self._missing_kids[kid] = time.monotonic()
+
+
+def _claims(payload: dict[str, Any]) -> Claims:
+    user_id = payload.get("sub")
+    expires_at = payload.get("exp")
+    if not isinstance(user_id, str) or not user_id or not isinstance(expires_at, int | float):
+        raise Unauthorized()
+    return Claims(user_id=user_id, expires_at=float(expires_at))

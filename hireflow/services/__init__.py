@@ -1,0 +1,1 @@
+"""Domain services: the rules of users and sessions, free of HTTP."""

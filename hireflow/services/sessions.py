@@ -1,0 +1,194 @@
+"""Interview sessions: create, list, join, end, with the seed's rules and messages."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, cast
+
+from bson import ObjectId
+from pymongo.errors import DuplicateKeyError
+
+from hireflow import keys
+from hireflow.cache import CacheVersions, LocalCache, Versions
+from hireflow.errors import BadRequest, Conflict, Forbidden, NotFound
+from hireflow.events import EventKind, EventSink, SessionEvent
+from hireflow.store.mongo import Document
+from hireflow.store.sessions import DIFFICULTIES, Difficulty, SessionRepo, parse_id
+from hireflow.store.users import UserRepo, public_user
+from hireflow.timeutil import iso
+
+MAX_PROBLEM_CHARS = 200
+_MAX_CACHED_SESSIONS = 10_000
+_RACE_RETRIES = 3
+
+SessionJson = dict[str, Any]
+
+
+def new_call_id() -> str:
+    """128 random bits: unguessable, and valid as both a Stream call id and a chat channel id."""
+    return "session_" + secrets.token_hex(16)
+
+
+def validate_new_session(body: object) -> tuple[str, Difficulty]:
+    """`problem` and `difficulty` from a create request; unknown fields are ignored."""
+    if not isinstance(body, dict):
+        raise BadRequest("Request body must be a JSON object")
+    problem, difficulty = body.get("problem"), body.get("difficulty")
+    if problem is None or difficulty is None or problem == "" or difficulty == "":
+        raise BadRequest("Problem and difficulty are required")
+    if not isinstance(problem, str):
+        raise BadRequest("Problem must be a string")
+    problem = problem.strip()
+    if not problem:
+        raise BadRequest("Problem and difficulty are required")
+    if len(problem) > MAX_PROBLEM_CHARS:
+        raise BadRequest(f"Problem must be at most {MAX_PROBLEM_CHARS} characters")
+    if difficulty not in DIFFICULTIES:
+        raise BadRequest("Difficulty must be one of: easy, medium, hard")
+    return problem, cast(Difficulty, difficulty)
+
+
+def session_json(doc: Document, users: dict[ObjectId, Document]) -> SessionJson:
+    """The Mongoose-compatible session object, with host and participant populated."""
+    host, participant = users.get(doc["host"]), users.get(doc["participant"])
+    return {
+        "_id": str(doc["_id"]),
+        "problem": doc["problem"],
+        "difficulty": doc["difficulty"],
+        "host": public_user(host) if host is not None else None,
+        "participant": public_user(participant) if participant is not None else None,
+        "status": doc["status"],
+        "callId": doc["callId"],
+        "streamStatus": doc.get("streamStatus", "pending"),
+        "createdAt": iso(doc.get("createdAt")),
+        "updatedAt": iso(doc.get("updatedAt")),
+        "endedAt": iso(doc.get("endedAt")),
+    }
+
+
+class SessionService:
+    def __init__(
+        self,
+        sessions: SessionRepo,
+        users: UserRepo,
+        versions: CacheVersions,
+        events: EventSink,
+        *,
+        cache_max_age_s: float,
+    ) -> None:
+        self._sessions = sessions
+        self._users = users
+        self._versions = versions
+        self._events = events
+        self._lists: LocalCache[list[SessionJson]] = LocalCache(
+            max_entries=_MAX_CACHED_SESSIONS, max_age_s=cache_max_age_s
+        )
+        self._by_id: LocalCache[SessionJson] = LocalCache(max_entries=_MAX_CACHED_SESSIONS, max_age_s=cache_max_age_s)
+
+    # Reads: served from the local cache while the versions read at the start of the request hold.
+
+    async def active(self, versions: Versions) -> list[SessionJson]:
+        version = versions.sessions_view
+        cached = self._lists.get("active", version)
+        if cached is None:
+            cached = await self._populate(await self._sessions.list_active())
+            self._lists.put("active", version, cached)
+        return cached
+
+    async def recent_for(self, user: Document, versions: Versions) -> list[SessionJson]:
+        version, key = versions.sessions_view, ("recent", user["_id"])
+        cached = self._lists.get(key, version)
+        if cached is None:
+            cached = await self._populate(await self._sessions.list_completed_for(user["_id"]))
+            self._lists.put(key, version, cached)
+        return cached
+
+    async def get(self, raw_id: str, versions: Versions) -> SessionJson:
+        session_id = _session_id(raw_id)
+        version = versions.sessions_view
+        cached = self._by_id.get(session_id, version)
+        if cached is None:
+            doc = await self._sessions.get(session_id)
+            if doc is None:
+                raise NotFound("Session not found")
+            cached = (await self._populate([doc]))[0]
+            self._by_id.put(session_id, version, cached)
+        return cached
+
+    # Writes: one atomic MongoDB statement each, then a version bump and one domain event.
+
+    async def create(self, host: Document, body: object) -> SessionJson:
+        problem, difficulty = validate_new_session(body)
+        for _attempt in range(_RACE_RETRIES):
+            try:
+                doc = await self._sessions.insert(
+                    problem=problem,
+                    difficulty=difficulty,
+                    host=host["_id"],
+                    call_id=new_call_id(),
+                    stream_status="pending",
+                )
+                break
+            except DuplicateKeyError:  # a callId collision: 2**-128, but never a 500
+                continue
+        else:
+            raise Conflict("Could not allocate a call id, please retry")
+        return await self._changed(doc, {host["_id"]: host}, "session.created", "created")
+
+    async def join(self, raw_id: str, user: Document) -> SessionJson:
+        session_id, user_id = _session_id(raw_id), user["_id"]
+        for _attempt in range(_RACE_RETRIES):
+            doc = await self._sessions.set_participant(session_id, user_id)
+            if doc is not None:
+                return await self._changed(doc, {user_id: user}, "session.updated", "joined")
+            current = await self._sessions.get(session_id)
+            if current is None:
+                raise NotFound("Session not found")
+            if current["status"] != "active":
+                raise BadRequest("Cannot join a completed session")
+            if current["host"] == user_id:
+                raise BadRequest("Host cannot join their own session as participant")
+            if current["participant"] == user_id:
+                return (await self._populate([current], {user_id: user}))[0]
+            if current["participant"] is not None:
+                raise Conflict("Session is full")
+        raise Conflict("Session is full")
+
+    async def end(self, raw_id: str, user: Document) -> SessionJson:
+        session_id, user_id = _session_id(raw_id), user["_id"]
+        for _attempt in range(_RACE_RETRIES):
+            doc = await self._sessions.complete(session_id, user_id)
+            if doc is not None:
+                return await self._changed(doc, {user_id: user}, "session.ended", "ended")
+            current = await self._sessions.get(session_id)
+            if current is None:
+                raise NotFound("Session not found")
+            if current["host"] != user_id:
+                raise Forbidden("Only the host can end the session")
+            if current["status"] == "completed":
+                raise BadRequest("Session is already completed")
+        raise BadRequest("Session is already completed")
+
+    async def _changed(
+        self, doc: Document, known: dict[ObjectId, Document], kind: EventKind, cause: str
+    ) -> SessionJson:
+        await self._versions.bump(keys.SESSIONS_VERSION)
+        view = (await self._populate([doc], known))[0]
+        await self._events.publish(SessionEvent(kind=kind, session=view, cause=cause))
+        return view
+
+    async def _populate(self, docs: list[Document], known: dict[ObjectId, Document] | None = None) -> list[SessionJson]:
+        """Session JSON for each document, loading the users not already at hand in one query."""
+        users = dict(known or {})
+        wanted = {d[role] for d in docs for role in ("host", "participant") if d.get(role) is not None}
+        missing = wanted - users.keys()
+        if missing:
+            users.update(await self._users.by_ids(missing))
+        return [session_json(doc, users) for doc in docs]
+
+
+def _session_id(raw_id: str) -> ObjectId:
+    session_id = parse_id(raw_id)
+    if session_id is None:
+        raise NotFound("Session not found")
+    return session_id

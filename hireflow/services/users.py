@@ -1,0 +1,47 @@
+"""Who is calling: Clerk id → stored user, with the late-sign-up fallback to the Clerk Backend API."""
+
+from __future__ import annotations
+
+from hireflow import keys
+from hireflow.cache import CacheVersions, LocalCache, Versions
+from hireflow.clerk.api import ClerkApi
+from hireflow.errors import NotFound
+from hireflow.store.mongo import Document
+from hireflow.store.users import Profile, UserRepo
+
+_MAX_CACHED_USERS = 50_000
+
+
+class UserDirectory:
+    def __init__(self, repo: UserRepo, clerk: ClerkApi, versions: CacheVersions, *, cache_max_age_s: float) -> None:
+        self._repo = repo
+        self._clerk = clerk
+        self._versions = versions
+        self._by_clerk_id: LocalCache[Document] = LocalCache(max_entries=_MAX_CACHED_USERS, max_age_s=cache_max_age_s)
+
+    async def current(self, clerk_id: str, versions: Versions) -> Document:
+        """The stored user for a verified Clerk id.
+
+        A user the sign-up sync has not delivered yet is fetched from Clerk and inserted, so the
+        request succeeds; 404 `User not found` only when Clerk does not know them either. Misses are
+        not cached, so inserting a new user makes no cached entry stale and needs no version bump.
+        """
+        cached = self._by_clerk_id.get(clerk_id, versions.users)
+        if cached is not None:
+            return cached
+        doc = await self._repo.by_clerk_id(clerk_id)
+        if doc is None:
+            profile = await self._clerk.fetch_profile(clerk_id)
+            if profile is None:
+                raise NotFound("User not found")
+            return await self._repo.insert_if_missing(profile)
+        self._by_clerk_id.put(clerk_id, versions.users, doc)
+        return doc
+
+    async def ensure(self, profile: Profile) -> Document:
+        """Insert a user unless they exist (development tokens, tests)."""
+        return await self._repo.insert_if_missing(profile)
+
+    async def changed(self) -> None:
+        """Call after any update or delete of users: every instance drops what it cached."""
+        await self._versions.bump(keys.USERS_VERSION)

@@ -1,0 +1,111 @@
+"""The one place configuration is read: the environment and an optional `.env` file (environment wins)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["development", "production", "test"]
+
+
+def _split(value: str | None) -> list[str]:
+    return [part.strip().rstrip("/") for part in (value or "").split(",") if part.strip()]
+
+
+class Settings(BaseSettings):
+    """Every setting the web and worker processes read. Field names are the seed's variable names."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True, case_sensitive=False)
+
+    node_env: Environment = "development"
+    """`development` (default), `production` or `test`."""
+    port: int = Field(default=3000, ge=0, le=65535)
+    """TCP port of the HTTP + WebSocket server."""
+    host: str | None = None
+    """Listen address; 127.0.0.1 in development, 0.0.0.0 in production when unset."""
+
+    db_url: str | None = None
+    """MongoDB URI; the database name is the URI path (default `hireflow`)."""
+    redis_url: str | None = None
+    """Redis URI."""
+    client_url: str = "http://localhost:5173"
+    """Allowed browser origin(s), comma-separated: CORS and WebSocket Origin checks."""
+
+    stream_api_key: str | None = None
+    """Stream app key (chat + video)."""
+    stream_api_secret: SecretStr | None = None
+    """Stream app secret; signs chat user tokens and server requests."""
+    stream_chat_url: str | None = None
+    """Optional base URL of Stream's chat API."""
+    stream_base_url: str | None = None
+    """Optional base URL of Stream's video API."""
+    chat_token_ttl_s: int = Field(default=24 * 3600, gt=0)
+    """Lifetime of the Stream chat token handed out by `GET /api/chat/token`."""
+
+    clerk_secret_key: SecretStr | None = None
+    """Clerk Backend API key: JWKS fetch and user look-ups."""
+    clerk_jwt_key: str | None = None
+    """PEM public key for networkless session-token verification (preferred when set)."""
+    clerk_publishable_key: str | None = None
+    """Accepted and ignored (frontend value, kept for parity with the seed)."""
+    clerk_api_url: str = "https://api.clerk.com"
+    """Clerk Backend API base URL, without the version path."""
+    clerk_authorized_parties: str | None = None
+    """Allowed `azp` values, comma-separated; default: the CLIENT_URL origins."""
+    clerk_webhook_secret: SecretStr | None = None
+    """Svix secret (`whsec_…`) for `POST /api/webhooks/clerk`."""
+    clerk_clock_skew_s: float = Field(default=5.0, ge=0)
+    """Leeway for `exp`/`nbf`/`iat` when verifying session tokens."""
+    clerk_timeout_s: float = Field(default=5.0, gt=0)
+    """Timeout of one Clerk Backend API call."""
+
+    inngest_event_key: SecretStr | None = None
+    """Inngest event key."""
+    inngest_signing_key: SecretStr | None = None
+    """Inngest signing key; required outside dev mode."""
+    inngest_dev: str | None = None
+    """`1` or a dev-server URL selects Inngest dev mode."""
+
+    frontend_dist: str = "../frontend/dist"
+    """Built frontend served in production."""
+
+    max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    """Largest accepted request body; larger ones get 413."""
+    mongo_timeout_ms: int = Field(default=5000, gt=0)
+    """Server selection and socket timeout for MongoDB operations."""
+    cache_max_age_s: float = Field(default=30.0, ge=0)
+    """Upper bound on how long a read cache entry is trusted without seeing a version bump (see cache.py)."""
+
+    @property
+    def listen_host(self) -> str:
+        if self.host:
+            return self.host
+        return "0.0.0.0" if self.node_env == "production" else "127.0.0.1"
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        return _split(self.client_url)
+
+    @property
+    def authorized_parties(self) -> list[str]:
+        return _split(self.clerk_authorized_parties) or self.allowed_origins
+
+    @property
+    def stream_configured(self) -> bool:
+        return bool(self.stream_api_key and self.stream_api_secret)
+
+    def missing_for_production(self) -> list[str]:
+        """Names of the variables production cannot start without."""
+        if self.node_env != "production":
+            return []
+        required: dict[str, object] = {
+            "DB_URL": self.db_url,
+            "REDIS_URL": self.redis_url,
+            "CLIENT_URL": self.client_url,
+            "STREAM_API_KEY": self.stream_api_key,
+            "STREAM_API_SECRET": self.stream_api_secret,
+            "CLERK_SECRET_KEY": self.clerk_secret_key,
+        }
+        return [name for name, value in required.items() if not value]

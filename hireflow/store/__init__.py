@@ -1,0 +1,1 @@
+"""MongoDB access through PyMongo's async API: one module per collection."""

@@ -1,0 +1,56 @@
+"""MongoDB client lifecycle and the indexes every query relies on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.uri_parser import parse_uri
+
+Document = dict[str, Any]
+
+DEFAULT_DB_NAME = "hireflow"
+
+USER_INDEXES = [
+    IndexModel([("clerkId", ASCENDING)], unique=True, name="clerkId_unique"),
+    IndexModel([("email", ASCENDING)], unique=True, name="email_unique"),
+]
+
+# Each list query has an index whose prefix is its equality filter and whose tail is its sort,
+# so none of them scans the collection or sorts more than it returns. The "my recent" query is
+# run as two single-field queries (host, participant) rather than one `$or`: some MongoDB-wire
+# servers (SecantusDB among them) plan an `$or` as a collection scan.
+SESSION_INDEXES = [
+    IndexModel([("callId", ASCENDING)], unique=True, name="callId_unique"),
+    IndexModel([("status", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)], name="status_recent"),
+    IndexModel(
+        [("host", ASCENDING), ("status", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)],
+        name="host_status_recent",
+    ),
+    IndexModel(
+        [("participant", ASCENDING), ("status", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)],
+        name="participant_status_recent",
+    ),
+    IndexModel([("streamStatus", ASCENDING), ("updatedAt", ASCENDING)], name="streamStatus_updated"),
+]
+
+
+def connect(db_url: str, *, timeout_ms: int) -> tuple[AsyncMongoClient[Document], AsyncDatabase[Document]]:
+    """Open a client (lazily connected) and pick the database named by the URI path."""
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        db_url,
+        tz_aware=True,
+        serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms,
+        socketTimeoutMS=timeout_ms,
+        appname="hireflow",
+    )
+    name = parse_uri(db_url).get("database") or DEFAULT_DB_NAME
+    return client, client[name]
+
+
+async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
+    """Create every index; a no-op when they already exist, so every process may call it at start-up."""
+    await db.users.create_indexes(USER_INDEXES)
+    await db.sessions.create_indexes(SESSION_INDEXES)

@@ -1,0 +1,1 @@
+"""Stream (chat + video): the SDK clients HireFlow builds from its settings."""

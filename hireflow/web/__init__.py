@@ -1,0 +1,1 @@
+"""The aiohttp application: REST API, webhooks and the WebSocket endpoint."""

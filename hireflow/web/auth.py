@@ -1,0 +1,39 @@
+"""Who is calling: the Clerk session token from `Authorization: Bearer` or the `__session` cookie."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from hireflow.cache import Versions
+from hireflow.errors import Unauthorized
+from hireflow.store.mongo import Document
+from hireflow.web.appkeys import TOKENS, USERS, VERSIONS
+
+
+@dataclass(frozen=True)
+class Caller:
+    user: Document
+    versions: Versions
+    """Cache versions read once for this request (see hireflow/cache.py)."""
+
+
+def token_from(headers: web.BaseRequest | web.Request) -> str | None:
+    header = headers.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    cookie = headers.cookies.get("__session")
+    return cookie or None
+
+
+async def authenticate(request: web.Request) -> Caller:
+    """The verified caller; 401 `Unauthorized - invalid token`, or 404 `User not found`."""
+    token = token_from(request)
+    if token is None:
+        raise Unauthorized()
+    claims = await request.app[TOKENS].verify(token)
+    versions = await request.app[VERSIONS].read()
+    user = await request.app[USERS].current(claims.user_id, versions)
+    return Caller(user=user, versions=versions)
