@@ -22,7 +22,7 @@ def main() -> None:
         create_app(settings),
         host=settings.listen_host,
         port=settings.port,
-        access_log=None if settings.node_env == "production" else logging.getLogger("aiohttp.access"),
+        access_log=logging.getLogger("aiohttp.access") if settings.node_env == "development" else None,
         shutdown_timeout=10,
     )
 

@@ -14,10 +14,12 @@ this cannot see is a write whose bump failed while Redis was unreachable for the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -70,11 +72,15 @@ class CacheVersions:
         try:
             users, sessions = await self._redis.mget([keys.USERS_VERSION, keys.SESSIONS_VERSION])
             if users is None or sessions is None:
-                # First use, or Redis restarted empty: start fresh random counters; this request
-                # reads through, the next one caches under the new values.
-                await self._redis.set(keys.USERS_VERSION, _seed(), nx=True)
-                await self._redis.set(keys.SESSIONS_VERSION, _seed(), nx=True)
-                return NO_CACHE
+                # First use, or Redis restarted empty: start fresh random counters (NX: whichever
+                # instance comes first wins) and read what won.
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    pipe.set(keys.USERS_VERSION, _seed(), nx=True)
+                    pipe.set(keys.SESSIONS_VERSION, _seed(), nx=True)
+                    pipe.mget([keys.USERS_VERSION, keys.SESSIONS_VERSION])
+                    *_, (users, sessions) = await pipe.execute()
+                if users is None or sessions is None:
+                    return NO_CACHE
         except (RedisError, OSError) as exc:
             log.warning("cache versions unavailable, reading through: %s", exc)
             return NO_CACHE
@@ -97,8 +103,44 @@ class LocalCache(Generic[T]):
 
     def __init__(self, *, max_entries: int, max_age_s: float) -> None:
         self._entries: OrderedDict[object, tuple[str, float, T]] = OrderedDict()
+        self._loading: dict[tuple[object, str], asyncio.Future[T]] = {}
         self._max_entries = max_entries
         self._max_age_s = max_age_s
+
+    async def get_or_load(self, key: object, version: str | None, load: Callable[[], Awaitable[T]]) -> T:
+        """The cached value, else `load()`; concurrent misses for one key and version share one load,
+        so a version bump under load costs one query, not one per waiting request."""
+        cached = self.get(key, version)
+        if cached is not None:
+            return cached
+        if version is None:
+            return await load()
+        flight = (key, version)
+        pending = self._loading.get(flight)
+        if pending is not None:
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                if pending.cancelled():  # the loading request was cancelled, not this one
+                    return await load()
+                raise
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._loading[flight] = future
+        try:
+            value = await load()
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: the waiters re-raise it, an unawaited one must not warn
+            raise
+        else:
+            future.set_result(value)
+            self.put(key, version, value)
+            return value
+        finally:
+            del self._loading[flight]
 
     def get(self, key: object, version: str | None) -> T | None:
         if version is None:

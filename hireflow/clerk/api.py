@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import httpx
 from clerk_backend_api import Clerk, models
+from clerk_backend_api.utils import BackoffStrategy, RetryConfig
 
 from hireflow.clerk.profile import profile_from_clerk
 from hireflow.errors import ServiceUnavailable
@@ -21,12 +23,16 @@ class ClerkApi:
     def __init__(self, settings: Settings) -> None:
         secret = settings.clerk_secret_key.get_secret_value() if settings.clerk_secret_key else None
         self._http = httpx.AsyncClient(timeout=settings.clerk_timeout_s)
+        self._timeout_s = settings.clerk_timeout_s
         self._clerk = (
             Clerk(
                 bearer_auth=secret,
                 server_url=settings.clerk_api_url.rstrip("/") + "/v1",
                 async_client=self._http,
                 timeout_ms=int(settings.clerk_timeout_s * 1000),
+                # The SDK's default retries 5xx with backoff for up to an hour; a request cannot wait
+                # that long, so fail fast and let the caller (or a job's own retry) decide.
+                retry_config=RetryConfig("none", BackoffStrategy(0, 0, 0, 0), False),
             )
             if secret
             else None
@@ -37,13 +43,14 @@ class ClerkApi:
         if self._clerk is None:
             return None
         try:
-            user = await self._clerk.users.get_async(user_id=clerk_id)
+            async with asyncio.timeout(self._timeout_s):
+                user = await self._clerk.users.get_async(user_id=clerk_id)
         except models.ClerkBaseError as exc:
             if exc.status_code == 404:
                 return None
-            log.warning("Clerk user look-up failed with HTTP %s", exc.status_code)
+            log.warning("Clerk user look-up failed: %s (HTTP %s)", type(exc).__name__, exc.status_code)
             raise ServiceUnavailable() from exc
-        except (httpx.HTTPError, models.NoResponseError) as exc:
+        except (httpx.HTTPError, models.NoResponseError, TimeoutError) as exc:
             log.warning("Clerk user look-up failed: %s", type(exc).__name__)
             raise ServiceUnavailable() from exc
         return profile_from_clerk(user.model_dump())

@@ -2,9 +2,11 @@
 
 With `CLERK_JWT_KEY` the check is networkless. Otherwise the SDK fetches the JWKS from the Backend
 API, caches each key for five minutes and, for a `kid` it has not seen (key rotation), fetches again.
-Two guards are ours: only session tokens are accepted (the SDK would send machine-token prefixes to
-Clerk for remote verification), and a `kid` that was just looked up and not found is refused for a
-few seconds instead of fetching the JWKS for every such token.
+Three additions are ours: only session tokens are accepted (the SDK would send machine-token prefixes
+to Clerk for remote verification); a `kid` that was just looked up and not found is refused for a few
+seconds instead of fetching the JWKS for every such token; and a token that verified is remembered
+until it expires (a browser sends the same short-lived token with every request), so the RSA check
+runs once per token rather than once per request. Expiry is still checked on every use.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +35,7 @@ log = logging.getLogger(__name__)
 
 UNKNOWN_KID_COOLDOWN_S = 10.0
 _MAX_REMEMBERED_KIDS = 1024
+_MAX_REMEMBERED_TOKENS = 20_000
 _UPSTREAM_FAILURES = {
     TokenVerificationErrorReason.JWK_FAILED_TO_LOAD,
     TokenVerificationErrorReason.JWK_REMOTE_INVALID,
@@ -59,7 +63,9 @@ class TokenVerifier:
             clock_skew_in_ms=int(settings.clerk_clock_skew_s * 1000),
         )
         self._timeout_s = settings.clerk_timeout_s
+        self._skew_s = settings.clerk_clock_skew_s
         self._missing_kids: dict[str, float] = {}
+        self._verified: OrderedDict[str, Claims] = OrderedDict()
 
     @property
     def configured(self) -> bool:
@@ -67,6 +73,12 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> Claims:
         """The token's claims, or Unauthorized; ServiceUnavailable when Clerk's JWKS cannot be fetched."""
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            if time.time() < remembered.expires_at + self._skew_s:
+                return remembered
+            del self._verified[token]
+            raise Unauthorized()
         if not token or get_token_type(token) is not TokenType.SESSION_TOKEN:
             raise Unauthorized()
         kid = self._kid(token)
@@ -85,7 +97,11 @@ class TokenVerifier:
         except TimeoutError as exc:
             log.warning("Clerk JWKS fetch timed out")
             raise ServiceUnavailable() from exc
-        return _claims(payload)
+        claims = _claims(payload)
+        self._verified[token] = claims
+        if len(self._verified) > _MAX_REMEMBERED_TOKENS:
+            self._verified.popitem(last=False)
+        return claims
 
     def _kid(self, token: str) -> str | None:
         if self._options.jwt_key:

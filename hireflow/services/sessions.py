@@ -88,32 +88,27 @@ class SessionService:
     # Reads: served from the local cache while the versions read at the start of the request hold.
 
     async def active(self, versions: Versions) -> list[SessionJson]:
-        version = versions.sessions_view
-        cached = self._lists.get("active", version)
-        if cached is None:
-            cached = await self._populate(await self._sessions.list_active())
-            self._lists.put("active", version, cached)
-        return cached
+        async def load() -> list[SessionJson]:
+            return await self._populate(await self._sessions.list_active())
+
+        return await self._lists.get_or_load("active", versions.sessions_view, load)
 
     async def recent_for(self, user: Document, versions: Versions) -> list[SessionJson]:
-        version, key = versions.sessions_view, ("recent", user["_id"])
-        cached = self._lists.get(key, version)
-        if cached is None:
-            cached = await self._populate(await self._sessions.list_completed_for(user["_id"]))
-            self._lists.put(key, version, cached)
-        return cached
+        async def load() -> list[SessionJson]:
+            return await self._populate(await self._sessions.list_completed_for(user["_id"]))
+
+        return await self._lists.get_or_load(("recent", user["_id"]), versions.sessions_view, load)
 
     async def get(self, raw_id: str, versions: Versions) -> SessionJson:
         session_id = _session_id(raw_id)
-        version = versions.sessions_view
-        cached = self._by_id.get(session_id, version)
-        if cached is None:
+
+        async def load() -> SessionJson:
             doc = await self._sessions.get(session_id)
             if doc is None:
                 raise NotFound("Session not found")
-            cached = (await self._populate([doc]))[0]
-            self._by_id.put(session_id, version, cached)
-        return cached
+            return (await self._populate([doc]))[0]
+
+        return await self._by_id.get_or_load(session_id, versions.sessions_view, load)
 
     # Writes: one atomic MongoDB statement each, then a version bump and one domain event.
 

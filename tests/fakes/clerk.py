@@ -105,6 +105,7 @@ def clerk_user(
         "external_id": None,
         "primary_email_address_id": email_id if email is not None else None,
         "primary_phone_number_id": None,
+        "primary_web3_wallet_id": None,
         "username": None,
         "first_name": first,
         "last_name": last,

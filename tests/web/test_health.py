@@ -45,8 +45,11 @@ async def test_cors_reflects_allowed_origin_with_credentials(client):
 async def test_cors_preflight(client):
     resp = await client.options(
         "/api/sessions",
-        headers={"Origin": ORIGIN, "Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "authorization,content-type"},
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
     )
     assert resp.status == 204
     assert resp.headers["Access-Control-Allow-Origin"] == ORIGIN

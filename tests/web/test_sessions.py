@@ -13,8 +13,17 @@ from tests.conftest import Factory
 ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 USER_KEYS = {"_id", "name", "email", "profileImage", "clerkId"}
 SESSION_KEYS = {
-    "_id", "problem", "difficulty", "host", "participant", "status", "callId", "streamStatus",
-    "createdAt", "updatedAt", "endedAt",
+    "_id",
+    "problem",
+    "difficulty",
+    "host",
+    "participant",
+    "status",
+    "callId",
+    "streamStatus",
+    "createdAt",
+    "updatedAt",
+    "endedAt",
 }
 
 
@@ -26,8 +35,13 @@ async def create(client, user, problem="Two Sum", difficulty="easy"):
 
 def public(user):
     d = user.doc
-    return {"_id": str(d["_id"]), "name": d["name"], "email": d["email"], "profileImage": d["profileImage"],
-            "clerkId": d["clerkId"]}
+    return {
+        "_id": str(d["_id"]),
+        "name": d["name"],
+        "email": d["email"],
+        "profileImage": d["profileImage"],
+        "clerkId": d["clerkId"],
+    }
 
 
 async def test_create_returns_the_session_with_host_populated(client, factory: Factory):
