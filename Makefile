@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lint: install
-	$(BIN)/ruff check hireflow tests bench run_web.py
+	$(BIN)/ruff check hireflow tests bench run_web.py run_worker.py
 	$(BIN)/mypy
 
 test: lint

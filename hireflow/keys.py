@@ -7,3 +7,15 @@ PREFIX = "hireflow:"
 # Read-cache versions (see hireflow/cache.py): bumped after every write to the collection.
 USERS_VERSION = PREFIX + "ver:users"
 SESSIONS_VERSION = PREFIX + "ver:sessions"
+
+# Per-session lock held by the worker job that syncs a session with Stream, so that no session is
+# ever provisioned or torn down by two workers at the same time.
+SESSION_LOCK = PREFIX + "lock:session:"
+
+# arq: the queue every worker reads, and the job ids that make a duplicate enqueue a no-op.
+QUEUE = PREFIX + "queue"
+SESSION_JOB = "session:{session_id}:{reason}"
+STREAM_USER_JOB = "stream-user:{clerk_id}:{action}:{stamp}"
+
+# Set after Stream answers 429: no worker calls Stream again before this key expires.
+STREAM_RATE_LIMITED = PREFIX + "stream:rate-limited"

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     """Optional base URL of Stream's chat API."""
     stream_base_url: str | None = None
     """Optional base URL of Stream's video API."""
+    stream_timeout_s: float = Field(default=5.0, gt=0)
+    """Timeout of one Stream API call."""
     chat_token_ttl_s: int = Field(default=24 * 3600, gt=0)
     """Lifetime of the Stream chat token handed out by `GET /api/chat/token`."""
 
@@ -77,6 +79,17 @@ class Settings(BaseSettings):
     """Server selection and socket timeout for MongoDB operations."""
     cache_max_age_s: float = Field(default=30.0, ge=0)
     """Upper bound on how long a read cache entry is trusted without seeing a version bump (see cache.py)."""
+
+    job_timeout_s: float = Field(default=15.0, gt=0)
+    """arq timeout of one job; a job lost with its worker is picked up again about 10 s after this."""
+    job_max_tries: int = Field(default=8, ge=1)
+    """Attempts of a job before arq gives up on it (the reconciler re-enqueues what is still undone)."""
+    worker_poll_delay_s: float = Field(default=0.1, gt=0)
+    """How often an idle worker polls the queue."""
+    reconcile_interval_s: int = Field(default=30, ge=1, le=60)
+    """How often the reconciler runs (seconds; should divide 60)."""
+    reconcile_after_s: float = Field(default=30.0, ge=0)
+    """A session whose Stream resources lag its state for this long is re-enqueued by the reconciler."""
 
     @property
     def listen_host(self) -> str:

@@ -20,6 +20,7 @@ from hireflow.settings import Settings
 from hireflow.store.mongo import Document
 from hireflow.web.app import create_app
 from tests.fakes.clerk import FakeClerk, SigningKey, clerk_user
+from tests.fakes.stream import FakeStream
 
 ORIGIN = "http://localhost:5173"
 
@@ -68,6 +69,15 @@ async def fake_clerk(signing_key: SigningKey) -> AsyncIterator[tuple[FakeClerk, 
 
 
 @pytest.fixture
+async def fake_stream() -> AsyncIterator[tuple[FakeStream, str]]:
+    stream = FakeStream()
+    server = TestServer(stream.app())
+    await server.start_server()
+    yield stream, str(server.make_url("")).rstrip("/")
+    await server.close()
+
+
+@pytest.fixture
 def db_name() -> str:
     return "t_" + uuid.uuid4().hex[:12]
 
@@ -105,9 +115,31 @@ def make_settings(infra: Infra, db_name: str, clerk: FakeClerk, clerk_url: str, 
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+FAST_WORKER = {
+    "stream_timeout_s": 1.0,
+    "job_timeout_s": 4.0,
+    "worker_poll_delay_s": 0.05,
+    "reconcile_interval_s": 1,
+    "reconcile_after_s": 1.0,
+}
+
+
 @pytest.fixture
-def settings(infra: Infra, db_name: str, fake_clerk: tuple[FakeClerk, str]) -> Settings:
-    return make_settings(infra, db_name, *fake_clerk)
+def settings(
+    infra: Infra, db_name: str, fake_clerk: tuple[FakeClerk, str], fake_stream: tuple[FakeStream, str]
+) -> Settings:
+    """Everything real or faked locally: Stream points at the fake, worker timings are short."""
+    stream, stream_url = fake_stream
+    return make_settings(
+        infra,
+        db_name,
+        *fake_clerk,
+        stream_api_key=stream.api_key,
+        stream_api_secret=stream.api_secret,
+        stream_chat_url=stream_url,
+        stream_base_url=stream_url,
+        **FAST_WORKER,
+    )
 
 
 async def serve(app: web.Application) -> TestClient[web.Request, web.Application]:

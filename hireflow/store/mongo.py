@@ -32,7 +32,7 @@ SESSION_INDEXES = [
         [("participant", ASCENDING), ("status", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)],
         name="participant_status_recent",
     ),
-    IndexModel([("streamStatus", ASCENDING), ("updatedAt", ASCENDING)], name="streamStatus_updated"),
+    IndexModel([("streamDirty", ASCENDING), ("updatedAt", ASCENDING)], name="streamDirty_updated"),
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from bson import ObjectId
@@ -55,6 +56,11 @@ class SessionRepo:
             "createdAt": now,
             "updatedAt": now,
             "endedAt": None,
+            # Stream bookkeeping (not part of the session JSON): every state change increments `rev`
+            # and sets `streamDirty`; the worker clears the flag only for the rev it synced.
+            "rev": 1,
+            "streamDirty": True,
+            "streamError": None,
         }
         result = await self._sessions.insert_one(doc)
         doc["_id"] = result.inserted_id
@@ -84,7 +90,7 @@ class SessionRepo:
         """Atomically make `user_id` the participant of an active, empty session they do not host."""
         return await self._sessions.find_one_and_update(
             {"_id": session_id, "status": "active", "host": {"$ne": user_id}, "participant": None},
-            {"$set": {"participant": user_id, "updatedAt": utcnow()}},
+            {"$set": {"participant": user_id, "updatedAt": utcnow(), "streamDirty": True}, "$inc": {"rev": 1}},
             return_document=ReturnDocument.AFTER,
         )
 
@@ -93,9 +99,34 @@ class SessionRepo:
         now = utcnow()
         return await self._sessions.find_one_and_update(
             {"_id": session_id, "host": host_id, "status": "active"},
-            {"$set": {"status": "completed", "endedAt": now, "updatedAt": now}},
+            {
+                "$set": {"status": "completed", "endedAt": now, "updatedAt": now, "streamDirty": True},
+                "$inc": {"rev": 1},
+            },
             return_document=ReturnDocument.AFTER,
         )
+
+    async def set_stream_status(
+        self, session_id: ObjectId, *, synced_rev: int, status: StreamStatus, error: str | None = None
+    ) -> tuple[Document | None, bool]:
+        """Record what a sync achieved: the new `streamStatus` (and error), and clear `streamDirty`
+        if nothing changed since the sync read `synced_rev`. Returns the document and whether the
+        status changed."""
+        before = await self._sessions.find_one_and_update(
+            {"_id": session_id},
+            {"$set": {"streamStatus": status, "streamError": error}},
+            return_document=ReturnDocument.BEFORE,
+        )
+        if before is None:
+            return None, False
+        await self._sessions.update_one({"_id": session_id, "rev": synced_rev}, {"$set": {"streamDirty": False}})
+        after = {**before, "streamStatus": status, "streamError": error}
+        return after, before.get("streamStatus") != status
+
+    async def lagging_stream(self, older_than: datetime, limit: int = 500) -> list[ObjectId]:
+        """Sessions whose Stream resources have not caught up with a change made before `older_than`."""
+        cursor = self._sessions.find({"streamDirty": True, "updatedAt": {"$lt": older_than}}, {"_id": 1}).limit(limit)
+        return [doc["_id"] async for doc in cursor]
 
     async def explain_queries(self, user_id: ObjectId) -> dict[str, Any]:
         """The winning plans of the list queries, for tests that prove none is a collection scan."""
@@ -105,6 +136,8 @@ class SessionRepo:
             "recent_host": {"host": user_id, "status": "completed"},
             "recent_participant": {"participant": user_id, "status": "completed"},
         }
+        lagging = await self._sessions.find({"streamDirty": True, "updatedAt": {"$lt": utcnow()}}).explain()
+        plans["lagging_stream"] = lagging["queryPlanner"]["winningPlan"]
         for name, query in queries.items():
             plan = await self._sessions.find(query).sort(_RECENT_FIRST).limit(LIST_LIMIT).explain()
             plans[name] = plan["queryPlanner"]["winningPlan"]

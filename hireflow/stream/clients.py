@@ -9,8 +9,6 @@ from stream_chat import StreamChatAsync
 from hireflow.errors import ServiceUnavailable
 from hireflow.settings import Settings
 
-STREAM_TIMEOUT_S = 5.0
-
 
 def chat_client(settings: Settings) -> StreamChatAsync | None:
     """The async chat client, or None when Stream is not configured. Must be built inside a running loop."""
@@ -21,7 +19,7 @@ def chat_client(settings: Settings) -> StreamChatAsync | None:
     return StreamChatAsync(
         settings.stream_api_key,
         settings.stream_api_secret.get_secret_value(),
-        timeout=STREAM_TIMEOUT_S,
+        timeout=settings.stream_timeout_s,
         **options,
     )
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from redis.asyncio import Redis
+from arq.connections import ArqRedis
+from redis.asyncio import ConnectionPool, Redis
 
+from hireflow import keys
 from hireflow.cache import CacheVersions
 from hireflow.clerk.api import ClerkApi
 from hireflow.clerk.tokens import TokenVerifier
 from hireflow.errors import HireFlowError
-from hireflow.events import LoggingSink
+from hireflow.events import FanOut, LoggingSink
+from hireflow.queue import JobQueue, JobSink
 from hireflow.services.sessions import SessionService
 from hireflow.services.users import UserDirectory
 from hireflow.settings import Settings
@@ -52,9 +55,18 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
         socket_connect_timeout=REDIS_TIMEOUT_S,
         health_check_interval=30,
     )
+    # arq's own connection (it stores pickled jobs, so no decoding); built without a ping so that
+    # the web process starts, and serves from MongoDB, while Redis is down.
+    arq_pool = ConnectionPool.from_url(
+        settings.redis_url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
+    )
+    arq = ArqRedis(arq_pool, default_queue_name=keys.QUEUE)
     app[K.REDIS] = redis
     app[K.VERSIONS] = CacheVersions(redis)
+    app[K.QUEUE] = JobQueue(arq)
     yield
+    await arq.aclose()
+    await arq_pool.aclose()
     await redis.aclose()
 
 
@@ -74,7 +86,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     settings = app[K.SETTINGS]
     db = app[K.DB]
     users = UserRepo(db)
-    app[K.EVENTS] = LoggingSink()
+    app[K.EVENTS] = FanOut([LoggingSink(), JobSink(app[K.QUEUE])])
     app[K.USERS] = UserDirectory(users, app[K.CLERK], app[K.VERSIONS], cache_max_age_s=settings.cache_max_age_s)
     app[K.SESSIONS] = SessionService(
         SessionRepo(db), users, app[K.VERSIONS], app[K.EVENTS], cache_max_age_s=settings.cache_max_age_s

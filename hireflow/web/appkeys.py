@@ -12,6 +12,7 @@ from hireflow.cache import CacheVersions
 from hireflow.clerk.api import ClerkApi
 from hireflow.clerk.tokens import TokenVerifier
 from hireflow.events import EventSink
+from hireflow.queue import JobQueue
 from hireflow.services.sessions import SessionService
 from hireflow.services.users import UserDirectory
 from hireflow.settings import Settings
@@ -25,6 +26,7 @@ VERSIONS = web.AppKey("versions", CacheVersions)
 CLERK = web.AppKey("clerk", ClerkApi)
 TOKENS = web.AppKey("tokens", TokenVerifier)
 EVENTS = web.AppKey("events", EventSink)
+QUEUE = web.AppKey("queue", JobQueue)
 USERS = web.AppKey("users", UserDirectory)
 SESSIONS = web.AppKey("sessions", SessionService)
 CHAT: web.AppKey[StreamChatAsync | None] = web.AppKey("chat")

@@ -1,0 +1,1 @@
+"""arq workers: Stream provisioning and teardown, Stream user sync, and the reconciler."""

@@ -1,0 +1,96 @@
+"""The one worker factory: `create_worker(settings)` → an arq `Worker` with every job and the reconciler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arq import Worker, cron, func
+from arq.connections import RedisSettings
+
+from hireflow import keys
+from hireflow.cache import CacheVersions
+from hireflow.events import LoggingSink
+from hireflow.queue import DELETE_STREAM_USER, SYNC_SESSION, UPSERT_STREAM_USER, JobQueue
+from hireflow.settings import Settings
+from hireflow.store import mongo
+from hireflow.store.sessions import SessionRepo
+from hireflow.store.users import UserRepo
+from hireflow.stream.gateway import StreamGateway
+from hireflow.workers.deps import WorkerDeps
+from hireflow.workers.jobs.sessions import sync_session
+from hireflow.workers.jobs.users import delete_stream_user, upsert_stream_user
+from hireflow.workers.locks import SessionLocks
+from hireflow.workers.reconcile import reconcile
+from hireflow.workers.throttle import StreamThrottle
+
+# A lock outlives any job that may hold it (arq cancels a job at its timeout).
+LOCK_MARGIN_S = 5.0
+
+
+def redis_settings(settings: Settings) -> RedisSettings:
+    if not settings.redis_url:
+        raise RuntimeError("REDIS_URL is not set")
+    return RedisSettings.from_dsn(settings.redis_url)
+
+
+def create_worker(settings: Settings, **overrides: Any) -> Worker:
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        if not settings.db_url:
+            raise RuntimeError("DB_URL is not set")
+        client, db = mongo.connect(settings.db_url, timeout_ms=settings.mongo_timeout_ms)
+        await mongo.ensure_indexes(db)
+        redis = ctx["redis"]
+        ctx["deps"] = WorkerDeps(
+            settings=settings,
+            mongo=client,
+            sessions=SessionRepo(db),
+            users=UserRepo(db),
+            stream=StreamGateway.from_settings(settings),
+            versions=CacheVersions(redis),
+            events=LoggingSink(),
+            locks=SessionLocks(redis, ttl_s=settings.job_timeout_s + LOCK_MARGIN_S),
+            throttle=StreamThrottle(redis),
+            queue=JobQueue(redis),
+        )
+
+    async def on_shutdown(ctx: dict[str, Any]) -> None:
+        d: WorkerDeps | None = ctx.get("deps")
+        if d is None:
+            return
+        if d.stream is not None:
+            await d.stream.aclose()
+        await d.mongo.close()
+
+    def job(coroutine: Any, name: str) -> Any:
+        return func(
+            coroutine, name=name, keep_result=0, timeout=settings.job_timeout_s, max_tries=settings.job_max_tries
+        )
+
+    options: dict[str, Any] = {
+        "functions": [
+            job(sync_session, SYNC_SESSION),
+            job(upsert_stream_user, UPSERT_STREAM_USER),
+            job(delete_stream_user, DELETE_STREAM_USER),
+        ],
+        "cron_jobs": [
+            cron(
+                reconcile,
+                name="reconcile",
+                second=set(range(0, 60, settings.reconcile_interval_s)),
+                run_at_startup=True,
+                timeout=settings.job_timeout_s,
+                keep_result=0,
+            )
+        ],
+        "queue_name": keys.QUEUE,
+        "redis_settings": redis_settings(settings),
+        "on_startup": on_startup,
+        "on_shutdown": on_shutdown,
+        "poll_delay": settings.worker_poll_delay_s,
+        "job_timeout": settings.job_timeout_s,
+        "keep_result": 0,
+        "max_tries": settings.job_max_tries,
+        "max_jobs": 20,
+    }
+    options.update(overrides)
+    return Worker(**options)

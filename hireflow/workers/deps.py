@@ -1,0 +1,40 @@
+"""Everything a job needs, built once per worker process in `on_startup` and passed through arq's ctx."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo import AsyncMongoClient
+
+from hireflow.cache import CacheVersions
+from hireflow.events import EventSink
+from hireflow.queue import JobQueue
+from hireflow.settings import Settings
+from hireflow.store.mongo import Document
+from hireflow.store.sessions import SessionRepo
+from hireflow.store.users import UserRepo
+from hireflow.stream.gateway import StreamGateway
+from hireflow.workers.locks import SessionLocks
+from hireflow.workers.throttle import StreamThrottle
+
+
+@dataclass
+class WorkerDeps:
+    settings: Settings
+    mongo: AsyncMongoClient[Document]
+    sessions: SessionRepo
+    users: UserRepo
+    stream: StreamGateway | None
+    """None when Stream is not configured (development): sessions are marked `disabled`."""
+    versions: CacheVersions
+    events: EventSink
+    locks: SessionLocks
+    throttle: StreamThrottle
+    queue: JobQueue
+    warned_stream_disabled: bool = False
+
+
+def deps(ctx: dict[str, Any]) -> WorkerDeps:
+    found: WorkerDeps = ctx["deps"]
+    return found
