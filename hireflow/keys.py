@@ -19,3 +19,11 @@ STREAM_USER_JOB = "stream-user:{clerk_id}:{action}:{stamp}"
 
 # Set after Stream answers 429: no worker calls Stream again before this key expires.
 STREAM_RATE_LIMITED = PREFIX + "stream:rate-limited"
+
+# Realtime (see hireflow/realtime/bus.py). Per topic: a hash {epoch, seq} and a stream holding the
+# retained events (entry id = seq). One pub/sub channel carries every topic's events, one carries
+# control messages (disconnect a user everywhere).
+RT_META = PREFIX + "rt:meta:"
+RT_LOG = PREFIX + "rt:log:"
+RT_EVENTS = PREFIX + "rt:events"
+RT_CONTROL = PREFIX + "rt:control"

@@ -91,6 +91,27 @@ class Settings(BaseSettings):
     reconcile_after_s: float = Field(default=30.0, ge=0)
     """A session whose Stream resources lag its state for this long is re-enqueued by the reconciler."""
 
+    ws_auth_timeout_s: float = Field(default=10.0, gt=0)
+    """A WebSocket that has not authenticated within this time is closed with 4001."""
+    ws_token_grace_s: float = Field(default=600.0, ge=0)
+    """A WebSocket stays open this long after its last token expired (refresh with an `auth` frame)."""
+    ws_queue_max: int = Field(default=256, ge=8)
+    """Frames waiting for one slow WebSocket before its subscriptions are conflated (reset + snapshot)."""
+    ws_send_timeout_s: float = Field(default=10.0, gt=0)
+    """A WebSocket that cannot take one frame in this time is closed with 1013."""
+    ws_heartbeat_s: float = Field(default=30.0, gt=0)
+    """aiohttp ping interval on WebSockets; a missing pong closes the connection."""
+    rt_retention_s: float = Field(default=600.0, gt=0)
+    """Events kept per topic for resume: at least this long..."""
+    rt_retention_events: int = Field(default=1000, gt=0)
+    """...and at least this many (whichever keeps more, up to `rt_log_max_events`)."""
+    rt_log_max_events: int = Field(default=20_000, gt=0)
+    """Hard cap on the events kept per topic."""
+    rt_session_topic_ttl_s: int = Field(default=7 * 24 * 3600, gt=0)
+    """A session topic's sequence and log expire this long after its last event."""
+    rt_bus_heartbeat_s: float = Field(default=2.0, gt=0)
+    """Ping on the pub/sub connection; no answer within two intervals means reconnect."""
+
     @property
     def listen_host(self) -> str:
         if self.host:

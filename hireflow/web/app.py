@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -15,6 +16,10 @@ from hireflow.clerk.tokens import TokenVerifier
 from hireflow.errors import HireFlowError
 from hireflow.events import FanOut, LoggingSink
 from hireflow.queue import JobQueue, JobSink
+from hireflow.realtime.bus import Bus, Listener
+from hireflow.realtime.hub import Hub
+from hireflow.realtime.protocol import CLOSE_GOING_AWAY
+from hireflow.realtime.publisher import RealtimeSink
 from hireflow.services.sessions import SessionService
 from hireflow.services.users import UserDirectory
 from hireflow.settings import Settings
@@ -24,9 +29,10 @@ from hireflow.store.users import UserRepo
 from hireflow.stream.clients import chat_client
 from hireflow.web import appkeys as K
 from hireflow.web.middleware import cors, errors
-from hireflow.web.routes import chat, health, sessions
+from hireflow.web.routes import chat, health, sessions, ws
 
 REDIS_TIMEOUT_S = 2.0
+LISTENER_START_TIMEOUT_S = 2.0
 
 
 class ConfigError(HireFlowError):
@@ -86,12 +92,25 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     settings = app[K.SETTINGS]
     db = app[K.DB]
     users = UserRepo(db)
-    app[K.EVENTS] = FanOut([LoggingSink(), JobSink(app[K.QUEUE])])
+    bus = Bus(app[K.REDIS], settings)
+    app[K.EVENTS] = FanOut([LoggingSink(), RealtimeSink(bus), JobSink(app[K.QUEUE])])
     app[K.USERS] = UserDirectory(users, app[K.CLERK], app[K.VERSIONS], cache_max_age_s=settings.cache_max_age_s)
     app[K.SESSIONS] = SessionService(
         SessionRepo(db), users, app[K.VERSIONS], app[K.EVENTS], cache_max_age_s=settings.cache_max_age_s
     )
+    listener = Listener(app[K.REDIS], heartbeat_s=settings.rt_bus_heartbeat_s)
+    hub = app[K.HUB] = Hub(bus, listener, app[K.SESSIONS], app[K.VERSIONS])
+    listening = asyncio.create_task(listener.run(hub.on_event, hub.on_control, hub.on_reconnect))
+    # Serve once the bus is subscribed (or after a short wait while Redis is down: REST still works).
+    await listener.wait_connected(LISTENER_START_TIMEOUT_S)
     yield
+    listening.cancel()
+    await asyncio.gather(listening, return_exceptions=True)
+
+
+async def _close_websockets(app: web.Application) -> None:
+    """On shutdown, before the cleanups: close every socket with 1001 so clients resume elsewhere."""
+    await app[K.HUB].close_all(CLOSE_GOING_AWAY, "server shutting down")
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -101,7 +120,9 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[K.SETTINGS] = settings
     app.cleanup_ctx.extend([_mongo, _redis, _integrations, _services])
+    app.on_shutdown.append(_close_websockets)
     app.add_routes(health.routes)
     app.add_routes(chat.routes)
     app.add_routes(sessions.routes)
+    app.add_routes(ws.routes)
     return app

@@ -13,6 +13,7 @@ from hireflow.clerk.api import ClerkApi
 from hireflow.clerk.tokens import TokenVerifier
 from hireflow.events import EventSink
 from hireflow.queue import JobQueue
+from hireflow.realtime.hub import Hub
 from hireflow.services.sessions import SessionService
 from hireflow.services.users import UserDirectory
 from hireflow.settings import Settings
@@ -27,6 +28,7 @@ CLERK = web.AppKey("clerk", ClerkApi)
 TOKENS = web.AppKey("tokens", TokenVerifier)
 EVENTS = web.AppKey("events", EventSink)
 QUEUE = web.AppKey("queue", JobQueue)
+HUB = web.AppKey("hub", Hub)
 USERS = web.AppKey("users", UserDirectory)
 SESSIONS = web.AppKey("sessions", SessionService)
 CHAT: web.AppKey[StreamChatAsync | None] = web.AppKey("chat")

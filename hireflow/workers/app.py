@@ -9,8 +9,10 @@ from arq.connections import RedisSettings
 
 from hireflow import keys
 from hireflow.cache import CacheVersions
-from hireflow.events import LoggingSink
+from hireflow.events import FanOut, LoggingSink
 from hireflow.queue import DELETE_STREAM_USER, SYNC_SESSION, UPSERT_STREAM_USER, JobQueue
+from hireflow.realtime.bus import Bus
+from hireflow.realtime.publisher import RealtimeSink
 from hireflow.settings import Settings
 from hireflow.store import mongo
 from hireflow.store.sessions import SessionRepo
@@ -47,7 +49,7 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
             users=UserRepo(db),
             stream=StreamGateway.from_settings(settings),
             versions=CacheVersions(redis),
-            events=LoggingSink(),
+            events=FanOut([LoggingSink(), RealtimeSink(Bus(redis, settings))]),
             locks=SessionLocks(redis, ttl_s=settings.job_timeout_s + LOCK_MARGIN_S),
             throttle=StreamThrottle(redis),
             queue=JobQueue(redis),

@@ -21,7 +21,7 @@ async def test_books(client):
 async def test_ready_when_dependencies_answer(client):
     resp = await client.get("/health/ready")
     assert resp.status == 200
-    assert await resp.json() == {"status": "ok", "mongodb": "ok", "redis": "ok"}
+    assert await resp.json() == {"status": "ok", "mongodb": "ok", "redis": "ok", "realtime": "ok"}
 
 
 async def test_unknown_route_is_json_404(client):

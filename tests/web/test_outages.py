@@ -46,7 +46,7 @@ async def test_redis_down_serves_from_mongodb(infra, db_name, fake_clerk, mongo,
             assert [s["problem"] for s in sessions] == ["P"]
         resp = await client.get("/health/ready")
         assert resp.status == 503
-        assert (await resp.json())["message"] == "Service unavailable: redis"
+        assert (await resp.json())["message"] == "Service unavailable: redis, realtime"
     finally:
         await client.close()
 

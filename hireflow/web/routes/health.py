@@ -7,7 +7,7 @@ import logging
 
 from aiohttp import web
 
-from hireflow.web.appkeys import DB, REDIS
+from hireflow.web.appkeys import DB, HUB, REDIS
 from hireflow.web.jsonio import error_response, json_response
 
 log = logging.getLogger(__name__)
@@ -25,17 +25,19 @@ async def health(_request: web.Request) -> web.Response:
 
 @routes.get("/health/ready")
 async def ready(request: web.Request) -> web.Response:
-    """200 when MongoDB and Redis both answer; 503 naming whichever does not."""
+    """200 when MongoDB and Redis answer and the realtime bus is subscribed; 503 naming what is not."""
     checks = {"mongodb": request.app[DB].command("ping"), "redis": request.app[REDIS].ping()}
     names = list(checks)
     results = await asyncio.gather(
         *(asyncio.wait_for(check, READY_TIMEOUT_S) for check in checks.values()), return_exceptions=True
     )
     failing = [name for name, result in zip(names, results, strict=True) if isinstance(result, BaseException)]
+    if not request.app[HUB].listener.connected:
+        failing.append("realtime")
     if failing:
         log.warning("not ready: %s", ", ".join(failing))
         return error_response(503, f"Service unavailable: {', '.join(failing)}", "not_ready")
-    return json_response({"status": "ok", "mongodb": "ok", "redis": "ok"})
+    return json_response({"status": "ok", "mongodb": "ok", "redis": "ok", "realtime": "ok"})
 
 
 @routes.get("/books")

@@ -1,0 +1,217 @@
+"""The realtime bus on Redis: ordered, retained, fanned out to every web instance.
+
+Publishing runs one Lua script per topic that, atomically, increments the topic's sequence number,
+appends the event to the topic's retained log (a Redis stream whose entry id is the sequence
+number) and PUBLISHes it, so every instance sees one order. The log keeps at least
+`rt_retention_events` events and at least `rt_retention_s` of them, up to `rt_log_max_events`.
+A topic's `epoch` names one life of its counter: when Redis loses the counter, a new epoch starts
+and resuming clients are told to reset.
+
+Each web process holds one pub/sub subscription (`listen`), pings it every `rt_bus_heartbeat_s`
+and reconnects when no answer comes; after a reconnect its subscriber repairs what it missed from
+the retained logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from hireflow import keys
+from hireflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_PUBLISH = """
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[5]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
+end
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+redis.call('XADD', KEYS[2], seq .. '-0', 'b', ARGV[3], 't', ARGV[4])
+local cutoff = tonumber(ARGV[4]) - tonumber(ARGV[6])
+for i = 1, 3 do
+  local len = redis.call('XLEN', KEYS[2])
+  if len <= tonumber(ARGV[7]) then break end
+  local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
+  if len <= tonumber(ARGV[8]) and tonumber(first[2][4]) >= cutoff then break end
+  redis.call('XDEL', KEYS[2], first[1])
+end
+if tonumber(ARGV[9]) > 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[9])
+  redis.call('EXPIRE', KEYS[2], ARGV[9])
+end
+redis.call('PUBLISH', ARGV[1], epoch .. ' ' .. ARGV[2] .. ' ' .. seq .. ' ' .. ARGV[3])
+return {epoch, seq}
+"""
+
+_META = """
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
+  if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+end
+return {epoch, redis.call('HGET', KEYS[1], 'seq')}
+"""
+
+
+@dataclass(frozen=True)
+class BusEvent:
+    epoch: str
+    topic: str
+    seq: int
+    body: bytes
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
+
+
+def parse_message(data: bytes | str) -> BusEvent:
+    raw = _bytes(data)
+    epoch, topic, seq, body = raw.split(b" ", 3)
+    return BusEvent(epoch.decode(), topic.decode(), int(seq), body)
+
+
+class Bus:
+    """Publishing and reading topics; works with a decoding or a bytes Redis client alike."""
+
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self._redis = redis
+        self._settings = settings
+        self._publish = redis.register_script(_PUBLISH)
+        self._meta = redis.register_script(_META)
+
+    def _ttl_s(self, topic: str) -> int:
+        return 0 if topic == "lobby" else self._settings.rt_session_topic_ttl_s
+
+    async def publish(self, topic: str, body: bytes) -> tuple[str, int]:
+        s = self._settings
+        epoch, seq = await self._publish(
+            keys=[keys.RT_META + topic, keys.RT_LOG + topic],
+            args=[
+                keys.RT_EVENTS,
+                topic,
+                body,
+                int(time.time() * 1000),
+                secrets.token_hex(6),
+                int(s.rt_retention_s * 1000),
+                s.rt_retention_events,
+                s.rt_log_max_events,
+                self._ttl_s(topic),
+            ],
+        )
+        return _text(epoch), int(seq)
+
+    async def meta(self, topic: str) -> tuple[str, int]:
+        """The topic's current epoch and last sequence number (starting a new epoch if it has none)."""
+        epoch, seq = await self._meta(
+            keys=[keys.RT_META + topic, keys.RT_LOG + topic], args=[secrets.token_hex(6), self._ttl_s(topic)]
+        )
+        return _text(epoch), int(seq)
+
+    async def replay(self, topic: str, after: int, upto: int) -> list[tuple[int, bytes]] | None:
+        """Events `after+1 … upto` in order, or None when some of them are no longer retained."""
+        if upto <= after:
+            return []
+        entries = await self._redis.xrange(keys.RT_LOG + topic, min=f"{after + 1}-0", max=f"{upto}-0")
+        events = [
+            (int(_text(entry_id).split("-")[0]), _bytes(fields[b"b"] if b"b" in fields else fields["b"]))
+            for entry_id, fields in entries
+        ]
+        if len(events) != upto - after or (events and events[0][0] != after + 1):
+            return None
+        return events
+
+    async def control(self, message: bytes) -> None:
+        await self._redis.publish(keys.RT_CONTROL, message)
+
+
+EventHandler = Callable[[BusEvent], Awaitable[None]]
+ControlHandler = Callable[[bytes], Awaitable[None]]
+ReconnectHandler = Callable[[], Awaitable[None]]
+
+
+class Listener:
+    """The process's one pub/sub subscription, kept alive with pings and reconnected when it dies."""
+
+    RECONNECT_DELAY_S = 0.5
+
+    def __init__(self, redis: Redis, *, heartbeat_s: float) -> None:
+        self._redis = redis
+        self._heartbeat_s = heartbeat_s
+        self.connected = False
+        self._up = asyncio.Event()
+
+    async def wait_connected(self, timeout_s: float) -> bool:
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._up.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def run(self, on_event: EventHandler, on_control: ControlHandler, on_reconnect: ReconnectHandler) -> None:
+        first = True
+        while True:
+            try:
+                await self._session(on_event, on_control, None if first else on_reconnect)
+            except asyncio.CancelledError:
+                self.connected = False
+                raise
+            except (RedisError, OSError, TimeoutError) as exc:
+                if self.connected:
+                    log.warning("realtime bus connection lost: %r", exc)
+            except Exception:
+                log.exception("realtime bus listener failed")
+            self.connected = False
+            first = False
+            await asyncio.sleep(self.RECONNECT_DELAY_S)
+
+    async def _session(
+        self, on_event: EventHandler, on_control: ControlHandler, on_reconnect: ReconnectHandler | None
+    ) -> None:
+        pubsub = self._redis.pubsub()
+        try:
+            await pubsub.subscribe(keys.RT_EVENTS, keys.RT_CONTROL)
+            self.connected = True
+            self._up.set()
+            if on_reconnect is not None:
+                log.info("realtime bus reconnected; repairing subscriptions")
+                await on_reconnect()
+            last_heard = time.monotonic()
+            next_ping = last_heard + self._heartbeat_s
+            while True:
+                message = await pubsub.get_message(timeout=min(self._heartbeat_s, 1.0))
+                now = time.monotonic()
+                if message is not None:
+                    last_heard = now
+                    kind, channel = message["type"], _text(message["channel"])
+                    if kind in ("message", b"message"):
+                        if channel == keys.RT_EVENTS:
+                            await on_event(parse_message(message["data"]))
+                        elif channel == keys.RT_CONTROL:
+                            await on_control(_bytes(message["data"]))
+                if now >= next_ping:
+                    await pubsub.ping()
+                    next_ping = now + self._heartbeat_s
+                if now - last_heard > 2 * self._heartbeat_s:
+                    raise TimeoutError("no answer on the pub/sub connection")
+        finally:
+            self.connected = False
+            await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -1,0 +1,222 @@
+"""One WebSocket: its subscriptions, one bounded outbound queue and the one task that writes it.
+
+Only the writer task sends. Events are handed over already serialized (one `bytes` shared by every
+subscriber); a subscription that falls behind is conflated: its queued events are dropped and the
+writer sends `reset` + a fresh snapshot instead. A socket that cannot take a frame within
+`ws_send_timeout_s`, or that needs conflating again and again, is closed with 1013.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from aiohttp import WSMsgType, web
+
+from hireflow.realtime import protocol
+from hireflow.realtime.protocol import ResetReason
+
+if TYPE_CHECKING:
+    from hireflow.realtime.hub import Hub
+
+log = logging.getLogger(__name__)
+
+MAX_SLOW_RESETS = 3
+SLOW_RESET_WINDOW_S = 60.0
+CLOSE_TIMEOUT_S = 2.0
+
+
+@dataclass
+class Subscription:
+    topic: str
+    epoch: str = ""
+    last_seq: int = 0
+    live: bool = False
+    """False while the writer builds its snapshot or replay; events wait in `pending` meanwhile."""
+    pending: list[tuple[str, int, bytes]] = field(default_factory=list)
+    pending_lost: bool = False
+
+
+@dataclass(frozen=True)
+class Close:
+    """Writer work: close the socket after the frames queued before it."""
+
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Sync:
+    """Writer work: bring a subscription up to date (resume from `since`, or reset + snapshot)."""
+
+    sub: Subscription
+    epoch: str | None = None
+    since: int | None = None
+    reason: ResetReason | None = None
+
+
+class Connection:
+    def __init__(
+        self,
+        request: web.Request,
+        ws: web.WebSocketResponse,
+        hub: Hub,
+        *,
+        user_id: str,
+        expires_at: float,
+        queue_max: int,
+        send_timeout_s: float,
+    ) -> None:
+        self.request = request
+        self.ws = ws
+        self.hub = hub
+        self.user_id = user_id
+        self.expires_at = expires_at
+        self.subs: dict[str, Subscription] = {}
+        self._queue: deque[tuple[str | None, bytes] | Sync | Close] = deque()
+        self._wake = asyncio.Event()
+        self._queue_max = queue_max
+        self._send_timeout_s = send_timeout_s
+        self._slow_resets: deque[float] = deque(maxlen=MAX_SLOW_RESETS)
+        self._writer: asyncio.Task[None] | None = None
+        self._closer: asyncio.Task[None] | None = None
+        self.closed = False
+
+    # --- called from the hub and the reader (never await the socket) --------------------------
+
+    def start(self) -> None:
+        self._writer = asyncio.create_task(self._write_loop())
+
+    def send(self, frame: bytes) -> None:
+        """Queue a control frame (ready, pong, error)."""
+        if len(self._queue) >= 2 * self._queue_max:
+            self.close_soon(protocol.CLOSE_TRY_AGAIN_LATER, "too slow")
+            return
+        self._queue.append((None, frame))
+        self._wake.set()
+
+    def subscribe(self, sub: Subscription, epoch: str | None, since: int | None) -> None:
+        self.subs[sub.topic] = sub
+        self._queue.append(Sync(sub, epoch, since))
+        self._wake.set()
+
+    def unsubscribe(self, topic: str) -> Subscription | None:
+        sub = self.subs.pop(topic, None)
+        if sub is not None:
+            self._purge(topic)
+        return sub
+
+    def deliver(self, sub: Subscription, epoch: str, seq: int, frame: bytes) -> None:
+        """One event for one subscription, in order; duplicates are dropped, gaps and backlog resync."""
+        if not sub.live:
+            if len(sub.pending) >= self._queue_max:
+                sub.pending.clear()
+                sub.pending_lost = True
+            else:
+                sub.pending.append((epoch, seq, frame))
+            return
+        if epoch != sub.epoch:
+            self.resync(sub, "epoch")
+            return
+        if seq <= sub.last_seq:
+            return
+        if seq != sub.last_seq + 1:
+            self.resync(sub, "retention")
+            return
+        if len(self._queue) >= self._queue_max:
+            self._slow(sub)
+            return
+        self._queue.append((sub.topic, frame))
+        sub.last_seq = seq
+        self._wake.set()
+
+    def resync(self, sub: Subscription, reason: ResetReason) -> None:
+        """Drop what is queued for the subscription and have the writer send reset + snapshot."""
+        if not sub.live:
+            return
+        sub.live = False
+        sub.pending.clear()
+        self._purge(sub.topic)
+        self._queue.append(Sync(sub, reason=reason))
+        self._wake.set()
+
+    def close_soon(self, code: int, reason: str, *, flush: bool = False) -> None:
+        """Close the socket; with `flush`, after the frames already queued (e.g. an error that says why)."""
+        if self.closed:
+            return
+        if flush and self._writer is not None:
+            self._queue.append(Close(code, reason))
+            self._wake.set()
+            return
+        self.closed = True
+        self._closer = asyncio.create_task(self._close(code, reason))
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _slow(self, sub: Subscription) -> None:
+        now = time.monotonic()
+        if len(self._slow_resets) == MAX_SLOW_RESETS and now - self._slow_resets[0] < SLOW_RESET_WINDOW_S:
+            self.hub.stats.closed_slow += 1
+            self.close_soon(protocol.CLOSE_TRY_AGAIN_LATER, "cannot keep up")
+            return
+        self._slow_resets.append(now)
+        self.hub.stats.resets_slow += 1
+        self.resync(sub, "slow")
+
+    def _purge(self, topic: str) -> None:
+        self._queue = deque(
+            item
+            for item in self._queue
+            if not (isinstance(item, Sync) and item.sub.topic == topic)
+            and not (isinstance(item, tuple) and item[0] == topic)
+        )
+
+    async def _write_loop(self) -> None:
+        try:
+            while not self.closed:
+                if not self._queue:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                item = self._queue.popleft()
+                if isinstance(item, Close):
+                    self.close_soon(item.code, item.reason)
+                elif isinstance(item, Sync):
+                    if self.subs.get(item.sub.topic) is item.sub:
+                        await self.hub.sync(self, item)
+                else:
+                    await self.write(item[1])
+        except (ConnectionError, RuntimeError) as exc:
+            log.debug("websocket writer stopped: %r", exc)
+        except TimeoutError:
+            self.hub.stats.closed_slow += 1
+            self.close_soon(protocol.CLOSE_TRY_AGAIN_LATER, "send timeout")
+
+    async def write(self, frame: bytes) -> None:
+        """Send one frame now (writer task only)."""
+        async with asyncio.timeout(self._send_timeout_s):
+            await self.ws.send_frame(frame, WSMsgType.TEXT)
+
+    async def _close(self, code: int, reason: str) -> None:
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await self.ws.close(code=code, message=reason.encode())
+        except (TimeoutError, ConnectionError, RuntimeError):
+            transport = self.request.transport
+            if transport is not None:
+                transport.abort()
+
+    async def closing(self) -> None:
+        """Wait until a close started by `close_soon` has finished."""
+        if self._closer is not None:
+            await self._closer
+
+    async def stop(self) -> None:
+        self.closed = True
+        if self._writer is not None:
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)

@@ -1,0 +1,126 @@
+"""The WebSocket protocol's messages (see CONTRACT.md, "WebSocket"): parsing what clients send,
+building what the server sends. Events are serialized once per process, here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+from hireflow.store.sessions import parse_id
+
+LOBBY = "lobby"
+SESSION_PREFIX = "session:"
+
+# Close codes beyond RFC 6455's.
+CLOSE_AUTH = 4001
+CLOSE_GOING_AWAY = 1001
+CLOSE_TRY_AGAIN_LATER = 1013
+
+ResetReason = Literal["retention", "epoch", "slow"]
+
+
+class ProtocolError(Exception):
+    """A frame the server cannot act on; answered with an `error` frame, the connection stays open."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Auth:
+    token: str
+
+
+@dataclass(frozen=True)
+class Subscribe:
+    topic: str
+    epoch: str | None
+    since: int | None
+
+
+@dataclass(frozen=True)
+class Unsubscribe:
+    topic: str
+
+
+@dataclass(frozen=True)
+class Ping:
+    pass
+
+
+ClientMessage = Auth | Subscribe | Unsubscribe | Ping
+
+
+def session_topic(session_id: str) -> str:
+    return SESSION_PREFIX + session_id
+
+
+def valid_topic(topic: object) -> str:
+    if topic == LOBBY:
+        return LOBBY
+    if isinstance(topic, str) and topic.startswith(SESSION_PREFIX) and parse_id(topic[len(SESSION_PREFIX) :]):
+        return topic
+    raise ProtocolError("bad_topic", "topic must be 'lobby' or 'session:<id>'")
+
+
+def parse(raw: str | bytes) -> ClientMessage:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError("bad_json", "frames must be JSON") from exc
+    if not isinstance(data, dict):
+        raise ProtocolError("bad_message", "frames must be JSON objects")
+    kind = data.get("type")
+    if kind == "ping":
+        return Ping()
+    if kind == "auth":
+        token = data.get("token")
+        if not isinstance(token, str) or not token:
+            raise ProtocolError("bad_message", "auth needs a token")
+        return Auth(token)
+    if kind == "subscribe":
+        epoch, since = data.get("epoch"), data.get("since")
+        if epoch is not None and not isinstance(epoch, str):
+            raise ProtocolError("bad_message", "epoch must be a string")
+        if since is not None and (isinstance(since, bool) or not isinstance(since, int) or since < 0):
+            raise ProtocolError("bad_message", "since must be a non-negative integer")
+        return Subscribe(valid_topic(data.get("topic")), epoch, since)
+    if kind == "unsubscribe":
+        return Unsubscribe(valid_topic(data.get("topic")))
+    raise ProtocolError("bad_message", "unknown message type")
+
+
+def frame(message: dict[str, Any]) -> bytes:
+    return orjson.dumps(message)
+
+
+def event_body(kind: str, session: dict[str, Any]) -> bytes:
+    """What is published and retained for one event: `{"event": …, "session": …}`."""
+    return orjson.dumps({"event": kind, "session": session})
+
+
+def event_frame(topic: str, seq: int, body: bytes) -> bytes:
+    """The wire frame for a published event, built from its body without parsing it again."""
+    head = orjson.dumps({"type": "event", "topic": topic, "seq": seq})
+    return head[:-1] + b"," + body[1:]
+
+
+def snapshot_frame(topic: str, epoch: str, seq: int, state: Any) -> bytes:
+    key = "sessions" if topic == LOBBY else "session"
+    return frame({"type": "snapshot", "topic": topic, "epoch": epoch, "seq": seq, key: state})
+
+
+def reset_frame(topic: str, reason: ResetReason) -> bytes:
+    return frame({"type": "reset", "topic": topic, "reason": reason})
+
+
+def error_frame(code: str, message: str) -> bytes:
+    return frame({"type": "error", "code": code, "message": message})
+
+
+PONG = frame({"type": "pong"})
+AUTH_OK = frame({"type": "auth_ok"})

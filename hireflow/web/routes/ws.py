@@ -1,0 +1,149 @@
+"""`GET /api/ws`: the WebSocket endpoint (protocol in CONTRACT.md, "WebSocket")."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiohttp import WSMsgType, web
+
+from hireflow.errors import HireFlowError
+from hireflow.realtime import protocol
+from hireflow.realtime.connection import Connection
+from hireflow.web.appkeys import HUB, SETTINGS, TOKENS, USERS, VERSIONS
+from hireflow.web.auth import token_from
+from hireflow.web.jsonio import error_response
+
+log = logging.getLogger(__name__)
+
+routes = web.RouteTableDef()
+
+INBOUND_MAX_BYTES = 16 * 1024
+
+
+async def _verify(request: web.Request, token: str) -> tuple[str, float]:
+    """(Clerk id, token expiry) of a valid token whose user exists; raises HireFlowError otherwise."""
+    claims = await request.app[TOKENS].verify(token)
+    await request.app[USERS].current(claims.user_id, await request.app[VERSIONS].read())
+    return claims.user_id, claims.expires_at
+
+
+async def _first_frame_auth(request: web.Request, ws: web.WebSocketResponse) -> tuple[str, float] | None:
+    timeout_s = request.app[SETTINGS].ws_auth_timeout_s
+    try:
+        msg = await ws.receive(timeout=timeout_s)
+    except TimeoutError:
+        return None
+    if msg.type != WSMsgType.TEXT:
+        return None
+    try:
+        parsed = protocol.parse(msg.data)
+        if not isinstance(parsed, protocol.Auth):
+            return None
+        return await _verify(request, parsed.token)
+    except (protocol.ProtocolError, HireFlowError):
+        return None
+
+
+@routes.get("/api/ws")
+async def websocket(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.rstrip("/") not in settings.allowed_origins:
+        return error_response(403, "Origin not allowed", "forbidden")
+    ws = web.WebSocketResponse(heartbeat=settings.ws_heartbeat_s, max_msg_size=INBOUND_MAX_BYTES, timeout=2.0)
+    await ws.prepare(request)
+
+    identity: tuple[str, float] | None = None
+    token = token_from(request)
+    if token is not None:
+        try:
+            identity = await _verify(request, token)
+        except HireFlowError:
+            identity = None  # a stale cookie: the client may still authenticate with its first frame
+    if identity is None:
+        identity = await _first_frame_auth(request, ws)
+    if identity is None:
+        await ws.close(code=protocol.CLOSE_AUTH, message=b"Unauthorized")
+        return ws
+
+    hub = request.app[HUB]
+    user_id, expires_at = identity
+    conn = Connection(
+        request,
+        ws,
+        hub,
+        user_id=user_id,
+        expires_at=expires_at,
+        queue_max=settings.ws_queue_max,
+        send_timeout_s=settings.ws_send_timeout_s,
+    )
+    hub.attach(conn)
+    conn.start()
+    conn.send(protocol.frame({"type": "ready", "userId": user_id}))
+    expiry = _ExpiryTimer(conn, settings.ws_token_grace_s)
+    try:
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                conn.send(protocol.error_frame("bad_message", "frames must be JSON text"))
+                continue
+            await _handle(request, conn, expiry, msg.data)
+    finally:
+        expiry.cancel()
+        hub.detach(conn)
+        await conn.stop()
+    return ws
+
+
+async def _handle(request: web.Request, conn: Connection, expiry: _ExpiryTimer, raw: str) -> None:
+    hub = request.app[HUB]
+    try:
+        message = protocol.parse(raw)
+    except protocol.ProtocolError as exc:
+        conn.send(protocol.error_frame(exc.code, exc.message))
+        return
+    if isinstance(message, protocol.Ping):
+        conn.send(protocol.PONG)
+    elif isinstance(message, protocol.Subscribe):
+        hub.subscribe(conn, message.topic, message.epoch, message.since)
+    elif isinstance(message, protocol.Unsubscribe):
+        hub.unsubscribe(conn, message.topic)
+    elif isinstance(message, protocol.Auth):
+        try:
+            user_id, expires_at = await _verify(request, message.token)
+        except HireFlowError as exc:
+            conn.send(protocol.error_frame("unauthorized", exc.message))
+            return
+        if user_id != conn.user_id:
+            conn.send(protocol.error_frame("unauthorized", "token belongs to another user"))
+            conn.close_soon(protocol.CLOSE_AUTH, "user changed", flush=True)
+            return
+        conn.expires_at = max(conn.expires_at, expires_at)
+        expiry.reschedule()
+        conn.send(protocol.AUTH_OK)
+
+
+class _ExpiryTimer:
+    """Closes the connection with 4001 once its last token expired more than `grace_s` ago."""
+
+    def __init__(self, conn: Connection, grace_s: float) -> None:
+        self._conn = conn
+        self._grace_s = grace_s
+        self._handle: asyncio.TimerHandle | None = None
+        self.reschedule()
+
+    def reschedule(self) -> None:
+        self.cancel()
+        delay = max(0.0, self._conn.expires_at + self._grace_s - time.time())
+        self._handle = asyncio.get_running_loop().call_later(delay, self._fire)
+
+    def _fire(self) -> None:
+        if time.time() >= self._conn.expires_at + self._grace_s:
+            self._conn.close_soon(protocol.CLOSE_AUTH, "token expired")
+        else:
+            self.reschedule()
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
