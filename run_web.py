@@ -24,6 +24,7 @@ def main() -> None:
         port=settings.port,
         access_log=logging.getLogger("aiohttp.access") if settings.node_env == "development" else None,
         shutdown_timeout=10,
+        backlog=2048,
     )
 
 

@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     """Frames waiting for one slow WebSocket before its subscriptions are conflated (reset + snapshot)."""
     ws_send_timeout_s: float = Field(default=10.0, gt=0)
     """A WebSocket that cannot take one frame in this time is closed with 1013."""
+    ws_send_buffer_bytes: int = Field(default=64 * 1024, ge=4096)
+    """Kernel send buffer of each WebSocket (fixed, so a stalled client cannot grow it to megabytes)."""
     ws_heartbeat_s: float = Field(default=30.0, gt=0)
     """aiohttp ping interval on WebSockets; a missing pong closes the connection."""
     rt_retention_s: float = Field(default=600.0, gt=0)

@@ -1,9 +1,12 @@
 """One WebSocket: its subscriptions, one bounded outbound queue and the one task that writes it.
 
-Only the writer task sends. Events are handed over already serialized (one `bytes` shared by every
-subscriber); a subscription that falls behind is conflated: its queued events are dropped and the
-writer sends `reset` + a fresh snapshot instead. A socket that cannot take a frame within
-`ws_send_timeout_s`, or that needs conflating again and again, is closed with 1013.
+Events are handed over already serialized, as one `bytes` shared by every subscriber. The fast
+path: when nothing is queued and the socket's write buffer is nearly empty, the event's prebuilt
+wire frame is written to the transport at once (a fan-out to 10,000 sockets then wakes no task).
+Otherwise it is queued and the writer task sends it, waiting for the socket to drain. A subscription
+that falls behind is conflated: its queued events are dropped and the writer sends `reset` + a fresh
+snapshot instead. A socket that cannot take a frame within `ws_send_timeout_s`, or that needs
+conflating again and again, is closed with 1013.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_SLOW_RESETS = 3
+FAST_PATH_MAX_BUFFERED = 16 * 1024
 SLOW_RESET_WINDOW_S = 60.0
 CLOSE_TIMEOUT_S = 2.0
 
@@ -84,6 +88,7 @@ class Connection:
         self._slow_resets: deque[float] = deque(maxlen=MAX_SLOW_RESETS)
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
+        self._sending = False
         self.closed = False
 
     # --- called from the hub and the reader (never await the socket) --------------------------
@@ -110,7 +115,7 @@ class Connection:
             self._purge(topic)
         return sub
 
-    def deliver(self, sub: Subscription, epoch: str, seq: int, frame: bytes) -> None:
+    def deliver(self, sub: Subscription, epoch: str, seq: int, frame: bytes, wire: bytes | None = None) -> None:
         """One event for one subscription, in order; duplicates are dropped, gaps and backlog resync."""
         if not sub.live:
             if len(sub.pending) >= self._queue_max:
@@ -119,13 +124,20 @@ class Connection:
             else:
                 sub.pending.append((epoch, seq, frame))
             return
-        if epoch != sub.epoch:
-            self.resync(sub, "epoch")
+        if epoch != sub.epoch or seq != sub.last_seq + 1:
+            self._out_of_order(sub, epoch, seq)
             return
-        if seq <= sub.last_seq:
-            return
-        if seq != sub.last_seq + 1:
-            self.resync(sub, "retention")
+        transport = self.request.transport
+        if (
+            wire is not None
+            and not self._queue
+            and not self._sending
+            and transport is not None
+            and not transport.is_closing()
+            and transport.get_write_buffer_size() < FAST_PATH_MAX_BUFFERED
+        ):
+            transport.write(wire)
+            sub.last_seq = seq
             return
         if len(self._queue) >= self._queue_max:
             self._slow(sub)
@@ -133,6 +145,13 @@ class Connection:
         self._queue.append((sub.topic, frame))
         sub.last_seq = seq
         self._wake.set()
+
+    def _out_of_order(self, sub: Subscription, epoch: str, seq: int) -> None:
+        if epoch != sub.epoch:
+            self.resync(sub, "epoch")
+        elif seq > sub.last_seq + 1:
+            self.resync(sub, "retention")
+        # else: a duplicate, already delivered
 
     def resync(self, sub: Subscription, reason: ResetReason) -> None:
         """Drop what is queued for the subscription and have the writer send reset + snapshot."""
@@ -197,9 +216,13 @@ class Connection:
             self.close_soon(protocol.CLOSE_TRY_AGAIN_LATER, "send timeout")
 
     async def write(self, frame: bytes) -> None:
-        """Send one frame now (writer task only)."""
-        async with asyncio.timeout(self._send_timeout_s):
-            await self.ws.send_frame(frame, WSMsgType.TEXT)
+        """Send one frame now (writer task only); events meanwhile queue behind it, keeping order."""
+        self._sending = True
+        try:
+            async with asyncio.timeout(self._send_timeout_s):
+                await self.ws.send_frame(frame, WSMsgType.TEXT)
+        finally:
+            self._sending = False
 
     async def _close(self, code: int, reason: str) -> None:
         try:

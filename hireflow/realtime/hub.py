@@ -126,11 +126,12 @@ class Hub:
             return
         self._last[event.topic] = (event.epoch, event.seq)
         frame = protocol.event_frame(event.topic, event.seq, event.body)
+        wire = protocol.wire_text_frame(frame)
         self.stats.events_serialized += 1
         for conn in list(subscribers):
             sub = conn.subs.get(event.topic)
             if sub is not None:
-                conn.deliver(sub, event.epoch, event.seq, frame)
+                conn.deliver(sub, event.epoch, event.seq, frame, wire)
 
     def _resync_topic(self, topic: str, reason: protocol.ResetReason) -> None:
         for conn in list(self._topics.get(topic, ())):

@@ -109,6 +109,20 @@ def event_frame(topic: str, seq: int, body: bytes) -> bytes:
     return head[:-1] + b"," + body[1:]
 
 
+def wire_text_frame(payload: bytes) -> bytes:
+    """A complete, unmasked server-to-client WebSocket text frame (RFC 6455 §5.2) around `payload`.
+
+    Built once per event: every subscriber's socket gets the very same bytes."""
+    n = len(payload)
+    if n < 126:
+        header = bytes((0x81, n))
+    elif n < 65536:
+        header = bytes((0x81, 126)) + n.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + n.to_bytes(8, "big")
+    return header + payload
+
+
 def snapshot_frame(topic: str, epoch: str, seq: int, state: Any) -> bytes:
     key = "sessions" if topic == LOBBY else "session"
     return frame({"type": "snapshot", "topic": topic, "epoch": epoch, "seq": seq, key: state})

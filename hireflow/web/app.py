@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -30,6 +31,8 @@ from hireflow.stream.clients import chat_client
 from hireflow.web import appkeys as K
 from hireflow.web.middleware import cors, errors
 from hireflow.web.routes import chat, health, sessions, ws
+
+log = logging.getLogger(__name__)
 
 REDIS_TIMEOUT_S = 2.0
 LISTENER_START_TIMEOUT_S = 2.0
@@ -106,6 +109,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     yield
     listening.cancel()
     await asyncio.gather(listening, return_exceptions=True)
+    log.info("realtime hub stats: %s", hub.stats)
 
 
 async def _close_websockets(app: web.Application) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 
 from aiohttp import WSMsgType, web
@@ -52,8 +53,13 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     origin = request.headers.get("Origin")
     if origin is not None and origin.rstrip("/") not in settings.allowed_origins:
         return error_response(403, "Origin not allowed", "forbidden")
-    ws = web.WebSocketResponse(heartbeat=settings.ws_heartbeat_s, max_msg_size=INBOUND_MAX_BYTES, timeout=2.0)
+    # No permessage-deflate: frames are prebuilt once for all subscribers, and a deflate context per
+    # connection would cost far more memory than the bandwidth it saves on small JSON events.
+    ws = web.WebSocketResponse(
+        heartbeat=settings.ws_heartbeat_s, max_msg_size=INBOUND_MAX_BYTES, timeout=2.0, compress=False
+    )
     await ws.prepare(request)
+    _bound_send_buffer(request, settings.ws_send_buffer_bytes)
 
     identity: tuple[str, float] | None = None
     token = token_from(request)
@@ -94,6 +100,12 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         hub.detach(conn)
         await conn.stop()
     return ws
+
+
+def _bound_send_buffer(request: web.Request, size: int) -> None:
+    sock = request.transport.get_extra_info("socket") if request.transport is not None else None
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
 
 async def _handle(request: web.Request, conn: Connection, expiry: _ExpiryTimer, raw: str) -> None:

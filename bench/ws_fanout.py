@@ -1,0 +1,369 @@
+"""WebSocket fan-out benchmark: `python bench/ws_fanout.py [--sizes 1000,5000,10000]`.
+
+One web process under test (A) and a second one (B) share SecantusDB and a private Redis. For each N,
+N idle lobby subscribers connect to A (from client processes with a minimal raw-socket WebSocket
+client, so that the clients cost as little CPU as possible: this is a 2-core machine and they share
+it with the server); then 100 sessions are created through B's API at 10 per second. Each event
+carries its creation time in the problem text, so every subscriber can compute the delay from the
+`POST` being sent to the event being received. Printed per N: server RSS per connection, p50/p99/max
+delivery latency over all subscribers, events the server serialized (must equal events published),
+and the server's CPU seconds during the publishing phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import multiprocessing
+import os
+import re
+import resource
+import select
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from hireflow import embedded
+from tests.fakes.clerk import SigningKey
+
+EVENTS = 100
+RATE = 10.0
+CLIENT_PROCESSES = 2
+STAMP = re.compile(rb"bench-(\d+)-(\d+\.\d+)")
+
+
+def raise_fd_limit() -> None:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _handshake(port: int, token: str) -> bytes:
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        f"GET /api/ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n"
+    ).encode()
+
+
+def _masked(payload: bytes) -> bytes:
+    mask = os.urandom(4)
+    return bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def client_process(port: int, token: str, n: int, expected: int, out: Any) -> None:
+    """N WebSocket clients on raw sockets and one epoll loop: no per-frame parsing, no asyncio, so that
+    as much of the machine as possible is left to the server. Each `recv` is scanned for event stamps."""
+    raise_fd_limit()
+    socks: dict[int, socket.socket] = {}
+    for start in range(0, n, 100):
+        batch = [socket.create_connection(("127.0.0.1", port)) for _ in range(min(100, n - start))]
+        for sock in batch:
+            sock.sendall(_handshake(port, token))
+        for sock in batch:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += sock.recv(4096)
+            assert head.startswith(b"HTTP/1.1 101"), head[:200]
+            sock.sendall(_masked(b'{"type":"subscribe","topic":"lobby"}'))
+            sock.setblocking(False)
+            socks[sock.fileno()] = sock
+    poller = select.epoll()
+    for fd in socks:
+        poller.register(fd, select.EPOLLIN)
+    tails = dict.fromkeys(socks, b"")
+    subscribed: set[int] = set()
+    seen = dict.fromkeys(socks, 0)
+    latencies: list[float] = []
+    reported = False
+    deadline = time.time() + 600
+    done = 0
+    while done < n and time.time() < deadline:
+        if not reported and len(subscribed) == n:
+            out.put(("subscribed", n))
+            reported = True
+        for fd, _event in poller.poll(1.0):
+            try:
+                data = socks[fd].recv(262144)
+            except BlockingIOError:
+                continue
+            now = time.time()
+            if not data:
+                poller.unregister(fd)
+                done += 1
+                continue
+            text = tails[fd] + data
+            if fd not in subscribed and b'"type":"snapshot"' in text:
+                subscribed.add(fd)
+            last_end = 0
+            for match in STAMP.finditer(text):
+                latencies.append(now - float(match.group(2)))
+                seen[fd] += 1
+                last_end = match.end()
+                if seen[fd] == expected:
+                    done += 1
+            tails[fd] = text[last_end:][-80:]
+    out.put(("done", latencies, sum(1 for v in seen.values() if v >= expected)))
+    for sock in socks.values():
+        sock.close()
+
+
+def proc_stat(pid: int) -> tuple[int, float]:
+    """(RSS KiB, CPU seconds) of a process."""
+    rss = 0
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return rss, cpu
+
+
+async def run(n: int, tmp: str) -> dict[str, float]:
+    key = SigningKey.generate()
+    mongo_port, redis_port, port_a, port_b = (embedded.free_port() for _ in range(4))
+    mongo = embedded.start_mongo(port=mongo_port, storage_path=":memory:")
+    redis = embedded.start_redis(port=redis_port, directory=tmp)
+    children: list[subprocess.Popen[bytes]] = []
+    log_a = Path(tmp) / f"web-a-{n}.log"
+    try:
+        embedded.wait_for_port(mongo_port, mongo)
+        embedded.wait_for_port(redis_port, redis)
+        env = {
+            **os.environ,
+            "NODE_ENV": "test",
+            "DB_URL": f"mongodb://127.0.0.1:{mongo_port}/bench?directConnection=true",
+            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "CLERK_JWT_KEY": key.public_pem,
+            "CLIENT_URL": "http://localhost:5173",
+        }
+        with log_a.open("wb") as log_file:
+            children.append(
+                subprocess.Popen(
+                    [sys.executable, str(ROOT / "run_web.py")],
+                    env={**env, "PORT": str(port_a)},
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    cwd=tmp,
+                )
+            )
+        children.append(
+            subprocess.Popen(
+                [sys.executable, str(ROOT / "run_web.py")],
+                env={**env, "PORT": str(port_b)},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                cwd=tmp,
+            )
+        )
+        embedded.wait_for_port(port_a, children[0])
+        embedded.wait_for_port(port_b, children[1])
+        from pymongo import AsyncMongoClient
+
+        client: AsyncMongoClient[dict] = AsyncMongoClient(env["DB_URL"])
+        await client.bench.users.insert_one(
+            {"clerkId": "user_bench", "name": "B", "email": "b@b.test", "profileImage": ""}
+        )
+        await client.close()
+        token = key.mint("user_bench", ttl_s=3600)
+        server_pid = children[0].pid
+        await asyncio.sleep(1.0)
+        rss_before, _ = proc_stat(server_pid)
+
+        ctx = multiprocessing.get_context("spawn")
+        out = ctx.Queue()
+        per = [n // CLIENT_PROCESSES + (1 if i < n % CLIENT_PROCESSES else 0) for i in range(CLIENT_PROCESSES)]
+        procs = [ctx.Process(target=client_process, args=(port_a, token, k, EVENTS, out)) for k in per if k]
+        for p in procs:
+            p.start()
+        loop = asyncio.get_running_loop()
+        for _ in procs:
+            kind, *_rest = await loop.run_in_executor(None, out.get)
+            assert kind == "subscribed"
+        await asyncio.sleep(2.0)  # idle
+        rss_after, cpu_before = proc_stat(server_pid)
+        spy = None
+        if os.environ.get("BENCH_PYSPY"):
+            spy = subprocess.Popen(
+                ["py-spy", "record", "-p", str(server_pid), "-d", "12", "-f", "raw", "-o", os.environ["BENCH_PYSPY"]],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+
+        async with aiohttp.ClientSession() as http:
+            started = time.perf_counter()
+            for i in range(EVENTS):
+                problem = f"bench-{i}-{time.time():.6f}"
+                async with http.post(
+                    f"http://127.0.0.1:{port_b}/api/sessions",
+                    json={"problem": problem, "difficulty": "easy"},
+                    headers={"Authorization": f"Bearer {token}"},
+                ) as resp:
+                    assert resp.status == 201, await resp.text()
+                await asyncio.sleep(max(0.0, started + (i + 1) / RATE - time.perf_counter()))
+        latencies: list[float] = []
+        finished = 0
+        for _ in procs:
+            kind, lats, done = await loop.run_in_executor(None, out.get)
+            latencies.extend(lats)
+            finished += done
+        _, cpu_after = proc_stat(server_pid)
+        if spy is not None:
+            spy.wait()
+        for p in procs:
+            p.join()
+        embedded.stop(children[0])
+        match = re.search(r"events_serialized=(\d+)", log_a.read_text())
+        serialized = int(match.group(1)) if match else -1
+        lat_ms = sorted(x * 1000 for x in latencies)
+        q = statistics.quantiles(lat_ms, n=100)
+        return {
+            "rss_per_conn_kib": (rss_after - rss_before) / n,
+            "p50": q[49],
+            "p99": q[98],
+            "max": lat_ms[-1],
+            "received": len(lat_ms),
+            "expected": n * EVENTS,
+            "serialized": serialized,
+            "cpu_s": cpu_after - cpu_before,
+        }
+    finally:
+        for child in children:
+            embedded.stop(child)
+        embedded.stop(mongo)
+        embedded.stop(redis)
+
+
+async def run_rooms(sessions: int, per_room: int, tmp: str) -> dict[str, float]:
+    """Session topics: `sessions` rooms with `per_room` subscribers each; a join and an end per room,
+    at 10 events/s through instance B; latency from each POST to every room subscriber's receipt."""
+    key = SigningKey.generate()
+    mongo_port, redis_port, port_a, port_b = (embedded.free_port() for _ in range(4))
+    mongo = embedded.start_mongo(port=mongo_port, storage_path=":memory:")
+    redis = embedded.start_redis(port=redis_port, directory=tmp)
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        embedded.wait_for_port(mongo_port, mongo)
+        embedded.wait_for_port(redis_port, redis)
+        db_url = f"mongodb://127.0.0.1:{mongo_port}/bench?directConnection=true"
+        env = {
+            **os.environ,
+            "NODE_ENV": "test",
+            "DB_URL": db_url,
+            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "CLERK_JWT_KEY": key.public_pem,
+            "CLIENT_URL": "http://localhost:5173",
+        }
+        for port in (port_a, port_b):
+            children.append(
+                subprocess.Popen(
+                    [sys.executable, str(ROOT / "run_web.py")],
+                    env={**env, "PORT": str(port)},
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    cwd=tmp,
+                )
+            )
+            embedded.wait_for_port(port, children[-1])
+        from pymongo import AsyncMongoClient
+
+        client: AsyncMongoClient[dict] = AsyncMongoClient(db_url)
+        await client.bench.users.insert_many(
+            [{"clerkId": f"user_{i}", "name": "B", "email": f"{i}@b.test", "profileImage": ""} for i in range(2)]
+        )
+        await client.close()
+        host = {"Authorization": f"Bearer {key.mint('user_0', ttl_s=3600)}"}
+        guest = {"Authorization": f"Bearer {key.mint('user_1', ttl_s=3600)}"}
+        sent: dict[tuple[str, str], float] = {}
+        latencies: list[float] = []
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+            ids = []
+            for i in range(sessions):
+                async with http.post(
+                    f"http://127.0.0.1:{port_b}/api/sessions",
+                    headers=host,
+                    json={"problem": f"room {i}", "difficulty": "easy"},
+                ) as resp:
+                    ids.append((await resp.json())["session"]["_id"])
+            sockets = []
+            for sid in ids:
+                for _ in range(per_room):
+                    ws = await http.ws_connect(f"http://127.0.0.1:{port_a}/api/ws", headers=host)
+                    await ws.receive()
+                    await ws.send_str(orjson.dumps({"type": "subscribe", "topic": f"session:{sid}"}).decode())
+                    await ws.receive()
+                    sockets.append(ws)
+
+            async def read(ws: aiohttp.ClientWebSocketResponse) -> None:
+                for _ in range(2):
+                    msg = await ws.receive()
+                    now = time.perf_counter()
+                    frame = orjson.loads(msg.data)
+                    latencies.append(now - sent[(frame["session"]["_id"], frame["event"])])
+
+            readers = [asyncio.create_task(read(ws)) for ws in sockets]
+            started = time.perf_counter()
+            actions = [(sid, "join", guest, "session.updated") for sid in ids] + [
+                (sid, "end", host, "session.ended") for sid in ids
+            ]
+            for i, (sid, action, who, event) in enumerate(actions):
+                sent[(sid, event)] = time.perf_counter()
+                async with http.post(f"http://127.0.0.1:{port_b}/api/sessions/{sid}/{action}", headers=who) as resp:
+                    assert resp.status == 200
+                await asyncio.sleep(max(0.0, started + (i + 1) / RATE - time.perf_counter()))
+            await asyncio.wait_for(asyncio.gather(*readers), 30)
+            for ws in sockets:
+                await ws.close()
+        lat_ms = sorted(x * 1000 for x in latencies)
+        q = statistics.quantiles(lat_ms, n=100)
+        return {"p50": q[49], "p99": q[98], "max": lat_ms[-1], "received": len(lat_ms)}
+    finally:
+        for child in children:
+            embedded.stop(child)
+        embedded.stop(mongo)
+        embedded.stop(redis)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000,5000,10000")
+    parser.add_argument("--rooms", type=int, default=50, help="session topics in the room phase (0: skip)")
+    parser.add_argument("--per-room", type=int, default=6)
+    args = parser.parse_args()
+    raise_fd_limit()
+    print(
+        f"{EVENTS} lobby events at {RATE:.0f}/s through instance B, subscribers on instance A, "
+        f"{os.cpu_count()} cores shared by server, clients and DB"
+    )
+    print(
+        f"{'N':>6}{'KiB/conn':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'received':>12}{'serialized':>12}{'cpu s':>7}"
+    )
+    with tempfile.TemporaryDirectory(prefix="hireflow-bench-") as tmp:
+        for n in (int(x) for x in args.sizes.split(",")):
+            r = await run(n, tmp)
+            print(
+                f"{n:>6}{r['rss_per_conn_kib']:>10.1f}{r['p50']:>9.1f}{r['p99']:>9.1f}{r['max']:>9.1f}"
+                f"{r['received']:>7.0f}/{r['expected']:<6.0f}{r['serialized']:>10}/{EVENTS}{r['cpu_s']:>7.1f}"
+            )
+        if args.rooms:
+            r = await run_rooms(args.rooms, args.per_room, tmp)
+            print(
+                f"session topics: {args.rooms} rooms x {args.per_room} subscribers, {2 * args.rooms} events: "
+                f"p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, max {r['max']:.1f} ms, {r['received']:.0f} deliveries"
+            )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
