@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install lint test bench dev clean
+.PHONY: install lint test bench dev token clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,9 +23,15 @@ test: lint
 
 bench: install
 	$(BIN)/python bench/rest.py
+	$(BIN)/python bench/provisioning.py
+	$(BIN)/python bench/ws_fanout.py
 
 dev: install
 	$(BIN)/python -m hireflow.dev
+
+# A development user and a session token valid for a day: make token NAME=alice
+token: install
+	@$(BIN)/python -m hireflow token "$(NAME)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

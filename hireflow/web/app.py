@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from aiohttp import web
 from arq.connections import ArqRedis
@@ -30,7 +31,7 @@ from hireflow.store.users import UserRepo
 from hireflow.stream.clients import chat_client
 from hireflow.web import appkeys as K
 from hireflow.web.middleware import cors, errors
-from hireflow.web.routes import chat, health, sessions, ws
+from hireflow.web.routes import chat, frontend, health, sessions, ws
 
 log = logging.getLogger(__name__)
 
@@ -129,4 +130,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(chat.routes)
     app.add_routes(sessions.routes)
     app.add_routes(ws.routes)
+    dist = Path(settings.frontend_dist)
+    if settings.node_env == "production" and dist.is_dir():
+        app.add_routes(frontend.routes(dist))  # last: only what no other route matched
     return app

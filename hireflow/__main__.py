@@ -1,0 +1,57 @@
+"""`python -m hireflow token NAME`: create a development user and print a session token for a day."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+
+from hireflow.dev import STATE_FILE
+from hireflow.devkeys import ProductionRefused, mint
+from hireflow.settings import Settings
+from hireflow.store import mongo
+from hireflow.store.users import Profile, UserRepo
+
+USAGE = "usage: python -m hireflow token NAME"
+
+
+async def _create_user(db_url: str, name: str) -> str:
+    client, db = mongo.connect(db_url, timeout_ms=5000)
+    try:
+        slug = re.sub(r"[^a-z0-9_]+", "_", name.lower()).strip("_") or "user"
+        clerk_id = f"user_dev_{slug}"
+        await mongo.ensure_indexes(db)
+        await UserRepo(db).insert_if_missing(
+            Profile(clerk_id=clerk_id, name=name, email=f"{slug}@hireflow.dev", profile_image="")
+        )
+        return clerk_id
+    finally:
+        await client.close()
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2 or argv[0] != "token" or not argv[1].strip():
+        print(USAGE, file=sys.stderr)
+        return 2
+    settings = Settings()
+    if settings.node_env == "production":
+        print("refused: development tokens cannot be minted when NODE_ENV=production", file=sys.stderr)
+        return 2
+    db_url = settings.db_url
+    if not db_url and STATE_FILE.exists():
+        db_url = json.loads(STATE_FILE.read_text())["db_url"]
+    if not db_url:
+        print("no database: start `make dev` first (or set DB_URL)", file=sys.stderr)
+        return 2
+    clerk_id = asyncio.run(_create_user(db_url, argv[1].strip()))
+    try:
+        print(mint(settings, clerk_id))
+    except ProductionRefused as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
