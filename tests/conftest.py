@@ -22,6 +22,9 @@ from hireflow.web.app import create_app
 from tests.fakes.clerk import FakeClerk, SigningKey, clerk_user
 from tests.fakes.stream import FakeStream
 
+# Fixtures shared across folders: workers (in-process and real processes) and WebSocket clients.
+pytest_plugins = ["tests.support.workers", "tests.support.ws"]
+
 ORIGIN = "http://localhost:5173"
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 
 from hireflow import embedded
-from tests.workers.conftest import eventually
+from tests.support.workers import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv"

@@ -106,20 +106,30 @@ class SessionRepo:
             return_document=ReturnDocument.AFTER,
         )
 
+    async def active_hosted_by(self, user_id: ObjectId) -> list[ObjectId]:
+        cursor = self._sessions.find({"host": user_id, "status": "active"}, {"_id": 1})
+        return [doc["_id"] async for doc in cursor]
+
     async def set_stream_status(
         self, session_id: ObjectId, *, synced_rev: int, status: StreamStatus, error: str | None = None
     ) -> tuple[Document | None, bool]:
         """Record what a sync achieved: the new `streamStatus` (and error), and clear `streamDirty`
         if nothing changed since the sync read `synced_rev`. Returns the document and whether the
         status changed."""
+        fields = {"streamStatus": status, "streamError": error}
+        # Usually one atomic statement; if the session changed since the sync read it, the status is
+        # still recorded but `streamDirty` stays set so that the change gets its own sync.
         before = await self._sessions.find_one_and_update(
-            {"_id": session_id},
-            {"$set": {"streamStatus": status, "streamError": error}},
+            {"_id": session_id, "rev": synced_rev},
+            {"$set": {**fields, "streamDirty": False}},
             return_document=ReturnDocument.BEFORE,
         )
         if before is None:
+            before = await self._sessions.find_one_and_update(
+                {"_id": session_id}, {"$set": fields}, return_document=ReturnDocument.BEFORE
+            )
+        if before is None:
             return None, False
-        await self._sessions.update_one({"_id": session_id, "rev": synced_rev}, {"$set": {"streamDirty": False}})
         after = {**before, "streamStatus": status, "streamError": error}
         return after, before.get("streamStatus") != status
 

@@ -23,6 +23,7 @@ from hireflow.realtime.hub import Hub
 from hireflow.realtime.protocol import CLOSE_GOING_AWAY
 from hireflow.realtime.publisher import RealtimeSink
 from hireflow.services.sessions import SessionService
+from hireflow.services.user_sync import UserSync
 from hireflow.services.users import UserDirectory
 from hireflow.settings import Settings
 from hireflow.store import mongo
@@ -31,7 +32,7 @@ from hireflow.store.users import UserRepo
 from hireflow.stream.clients import chat_client
 from hireflow.web import appkeys as K
 from hireflow.web.middleware import cors, errors
-from hireflow.web.routes import chat, frontend, health, sessions, ws
+from hireflow.web.routes import chat, clerk_sync, frontend, health, sessions, ws
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,9 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     )
     listener = Listener(app[K.REDIS], heartbeat_s=settings.rt_bus_heartbeat_s)
     hub = app[K.HUB] = Hub(bus, listener, app[K.SESSIONS], app[K.VERSIONS])
+    app[K.USER_SYNC] = UserSync(
+        users, app[K.USERS], app[K.SESSIONS], SessionRepo(db), app[K.QUEUE], hub.disconnect_user
+    )
     listening = asyncio.create_task(listener.run(hub.on_event, hub.on_control, hub.on_reconnect))
     # Serve once the bus is subscribed (or after a short wait while Redis is down: REST still works).
     await listener.wait_connected(LISTENER_START_TIMEOUT_S)
@@ -130,6 +134,8 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(chat.routes)
     app.add_routes(sessions.routes)
     app.add_routes(ws.routes)
+    app.add_routes(clerk_sync.webhook_routes)
+    app.add_routes(clerk_sync.inngest_routes(settings, app))
     dist = Path(settings.frontend_dist)
     if settings.node_env == "production" and dist.is_dir():
         app.add_routes(frontend.routes(dist))  # last: only what no other route matched

@@ -15,6 +15,7 @@ from hireflow.events import EventSink
 from hireflow.queue import JobQueue
 from hireflow.realtime.hub import Hub
 from hireflow.services.sessions import SessionService
+from hireflow.services.user_sync import UserSync
 from hireflow.services.users import UserDirectory
 from hireflow.settings import Settings
 from hireflow.store.mongo import Document
@@ -29,6 +30,7 @@ TOKENS = web.AppKey("tokens", TokenVerifier)
 EVENTS = web.AppKey("events", EventSink)
 QUEUE = web.AppKey("queue", JobQueue)
 HUB = web.AppKey("hub", Hub)
+USER_SYNC = web.AppKey("user_sync", UserSync)
 USERS = web.AppKey("users", UserDirectory)
 SESSIONS = web.AppKey("sessions", SessionService)
 CHAT: web.AppKey[StreamChatAsync | None] = web.AppKey("chat")

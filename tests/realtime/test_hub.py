@@ -13,7 +13,7 @@ from hireflow.realtime.protocol import event_body
 from hireflow.web.app import create_app
 from hireflow.web.appkeys import HUB, REDIS, SETTINGS
 from tests.conftest import Factory, make_settings, serve
-from tests.realtime.conftest import StuckClient, WsFactory
+from tests.support.ws import StuckClient, WsFactory
 
 
 async def create(client, user, problem="Two Sum"):
@@ -340,7 +340,7 @@ async def test_redis_restart_resets_instead_of_a_silent_gap(
         async def ready():
             return (await app_client.get("/health/ready")).status == 200
 
-        from tests.workers.conftest import eventually
+        from tests.support.workers import eventually
 
         await eventually(ready, timeout_s=10)
         await create(app_client, host, "after")

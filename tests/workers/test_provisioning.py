@@ -9,7 +9,7 @@ from bson import ObjectId
 from hireflow.queue import JobQueue
 from hireflow.web.app import create_app
 from tests.conftest import Factory, make_settings, serve
-from tests.workers.conftest import eventually
+from tests.support.workers import eventually
 
 
 async def stream_status(mongo, session_id: str) -> str:
