@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install lint test bench dev token clean
+.PHONY: install lint test bench dev token inngest clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ dev: install
 # A development user and a session token valid for a day: make token NAME=alice
 token: install
 	@$(BIN)/python -m hireflow token "$(NAME)"
+
+# The Inngest dev server against the local backend (start the backend with INNGEST_DEV=1). Its CLI
+# downloads a binary when first run, so it needs internet access beyond the package registries.
+inngest:
+	npx inngest-cli@latest dev -u http://127.0.0.1:$${PORT:-3000}/api/inngest
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import logging
-import sys
 
 from aiohttp import web
 
-from hireflow.settings import Settings
+from hireflow import startup
 from hireflow.web.app import create_app
 
 
 def main() -> None:
-    settings = Settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    missing = settings.missing_for_production()
-    if missing:
-        print(f"missing required environment variables: {', '.join(missing)}", file=sys.stderr)
-        raise SystemExit(2)
+    settings = startup.load()
     web.run_app(
         create_app(settings),
         host=settings.listen_host,

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-import sys
-
-from hireflow.settings import Settings
+from hireflow import startup
 from hireflow.workers.app import create_worker
 
 
 def main() -> None:
-    settings = Settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    missing = settings.missing_for_production()
-    if missing:
-        print(f"missing required environment variables: {', '.join(missing)}", file=sys.stderr)
-        raise SystemExit(2)
-    create_worker(settings).run()
+    create_worker(startup.load()).run()
 
 
 if __name__ == "__main__":

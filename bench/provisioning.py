@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,111 +25,91 @@ from pymongo import AsyncMongoClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hireflow import embedded
-from tests.fakes.clerk import SigningKey
+from bench.stack import Stack
 from tests.fakes.stream import FakeStream
 
 
 async def run(workers: int, sessions: int, rate: float, tmp: str) -> dict[str, float]:
-    key = SigningKey.generate()
     stream = FakeStream()
     fake = TestServer(stream.app())
     await fake.start_server()
     fake_url = str(fake.make_url("")).rstrip("/")
-    mongo_port, redis_port, web_port = embedded.free_port(), embedded.free_port(), embedded.free_port()
-    mongo = embedded.start_mongo(port=mongo_port, storage_path=str(Path(tmp) / f"db{workers}"))
-    redis = embedded.start_redis(port=redis_port, directory=tmp)
-    children: list[subprocess.Popen[bytes]] = []
+    stack = Stack(
+        tmp,
+        STREAM_API_KEY=stream.api_key,
+        STREAM_API_SECRET=stream.api_secret,
+        STREAM_CHAT_URL=fake_url,
+        STREAM_BASE_URL=fake_url,
+    )
     try:
-        embedded.wait_for_port(mongo_port, mongo)
-        embedded.wait_for_port(redis_port, redis)
-        db_url = f"mongodb://127.0.0.1:{mongo_port}/bench?directConnection=true"
-        env = {
-            **os.environ,
-            "NODE_ENV": "test",
-            "PORT": str(web_port),
-            "DB_URL": db_url,
-            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-            "CLERK_JWT_KEY": key.public_pem,
-            "CLIENT_URL": "http://localhost:5173",
-            "STREAM_API_KEY": stream.api_key,
-            "STREAM_API_SECRET": stream.api_secret,
-            "STREAM_CHAT_URL": fake_url,
-            "STREAM_BASE_URL": fake_url,
-        }
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": tmp, "env": env}
-        children.append(subprocess.Popen([sys.executable, str(ROOT / "run_web.py")], **quiet))  # type: ignore[call-overload]
-        embedded.wait_for_port(web_port, children[0])
-        for _ in range(workers):
-            children.append(subprocess.Popen([sys.executable, str(ROOT / "run_worker.py")], **quiet))  # type: ignore[call-overload]
+        with stack:
+            web_port, _web = stack.web()
+            for _ in range(workers):
+                stack.worker()
+            db_url, key = stack.db_url, stack.key
+            client: AsyncMongoClient[dict] = AsyncMongoClient(db_url)
+            db = client.bench
+            await db.users.insert_one(
+                {"clerkId": "user_bench", "name": "Bench", "email": "b@bench.test", "profileImage": ""}
+            )
+            headers = {"Authorization": f"Bearer {key.mint('user_bench', ttl_s=3600)}"}
+            posted: dict[ObjectId, float] = {}
+            ready: dict[ObjectId, float] = {}
+            base = f"http://127.0.0.1:{web_port}"
 
-        client: AsyncMongoClient[dict] = AsyncMongoClient(db_url)
-        db = client.bench
-        await db.users.insert_one(
-            {"clerkId": "user_bench", "name": "Bench", "email": "b@bench.test", "profileImage": ""}
-        )
-        headers = {"Authorization": f"Bearer {key.mint('user_bench', ttl_s=3600)}"}
-        posted: dict[ObjectId, float] = {}
-        ready: dict[ObjectId, float] = {}
-        base = f"http://127.0.0.1:{web_port}"
+            async with aiohttp.ClientSession() as http:
+                # Warm-up, not measured: every worker process has imported its SDKs and opened its
+                # connections once the first few sessions are ready.
+                for i in range(5 * workers):
+                    async with http.post(
+                        base + "/api/sessions", json={"problem": f"W{i}", "difficulty": "easy"}, headers=headers
+                    ) as resp:
+                        assert resp.status == 201
+                while await db.sessions.count_documents({"streamStatus": "ready"}) < 5 * workers:
+                    await asyncio.sleep(0.05)
+                warm = await db.sessions.count_documents({})
 
-        async with aiohttp.ClientSession() as http:
-            # Warm-up, not measured: every worker process has imported its SDKs and opened its
-            # connections once the first few sessions are ready.
-            for i in range(5 * workers):
-                async with http.post(
-                    base + "/api/sessions", json={"problem": f"W{i}", "difficulty": "easy"}, headers=headers
-                ) as resp:
-                    assert resp.status == 201
-            while await db.sessions.count_documents({"streamStatus": "ready"}) < 5 * workers:
-                await asyncio.sleep(0.05)
-            warm = await db.sessions.count_documents({})
+                async def create(i: int) -> None:
+                    t0 = time.perf_counter()
+                    async with http.post(
+                        base + "/api/sessions", json={"problem": f"P{i}", "difficulty": "easy"}, headers=headers
+                    ) as resp:
+                        body = await resp.json()
+                        assert resp.status == 201, body
+                    posted[ObjectId(body["session"]["_id"])] = t0
 
-            async def create(i: int) -> None:
-                t0 = time.perf_counter()
-                async with http.post(
-                    base + "/api/sessions", json={"problem": f"P{i}", "difficulty": "easy"}, headers=headers
-                ) as resp:
-                    body = await resp.json()
-                    assert resp.status == 201, body
-                posted[ObjectId(body["session"]["_id"])] = t0
+                async def watch() -> None:
+                    while len(ready) < sessions:
+                        now = time.perf_counter()
+                        waiting = [s for s in posted if s not in ready]
+                        query = {"_id": {"$in": waiting}, "streamStatus": "ready"}
+                        async for doc in db.sessions.find(query, {"_id": 1}):
+                            ready[doc["_id"]] = now
+                        await asyncio.sleep(0.02)
 
-            async def watch() -> None:
-                while len(ready) < sessions:
-                    now = time.perf_counter()
-                    waiting = [s for s in posted if s not in ready]
-                    query = {"_id": {"$in": waiting}, "streamStatus": "ready"}
-                    async for doc in db.sessions.find(query, {"_id": 1}):
-                        ready[doc["_id"]] = now
-                    await asyncio.sleep(0.02)
-
-            watcher = asyncio.create_task(watch())
-            started = time.perf_counter()
-            tasks = []
-            for i in range(sessions):
-                tasks.append(asyncio.create_task(create(i)))
-                await asyncio.sleep(max(0.0, started + (i + 1) / rate - time.perf_counter()))
-            await asyncio.gather(*tasks)
-            await asyncio.wait_for(watcher, timeout=120)
-            elapsed = max(ready.values()) - started
-        await client.close()
-        latencies = sorted((ready[s] - posted[s]) * 1000 for s in posted)
-        q = statistics.quantiles(latencies, n=100)
-        return {
-            "jobs_per_s": sessions / elapsed,
-            "p50": q[49],
-            "p99": q[98],
-            "max": latencies[-1],
-            "max_concurrent": float(
-                max(stream.max_in_flight[c] for c in stream.max_in_flight if c.startswith("session_"))
-            ),
-            "calls": float(sum(n for c, n in stream.created.items() if c.startswith("default:")) - warm),
-        }
+                watcher = asyncio.create_task(watch())
+                started = time.perf_counter()
+                tasks = []
+                for i in range(sessions):
+                    tasks.append(asyncio.create_task(create(i)))
+                    await asyncio.sleep(max(0.0, started + (i + 1) / rate - time.perf_counter()))
+                await asyncio.gather(*tasks)
+                await asyncio.wait_for(watcher, timeout=120)
+                elapsed = max(ready.values()) - started
+            await client.close()
+            latencies = sorted((ready[s] - posted[s]) * 1000 for s in posted)
+            q = statistics.quantiles(latencies, n=100)
+            return {
+                "jobs_per_s": sessions / elapsed,
+                "p50": q[49],
+                "p99": q[98],
+                "max": latencies[-1],
+                "max_concurrent": float(
+                    max(stream.max_in_flight[c] for c in stream.max_in_flight if c.startswith("session_"))
+                ),
+                "calls": float(sum(n for c, n in stream.created.items() if c.startswith("default:")) - warm),
+            }
     finally:
-        for child in children:
-            embedded.stop(child)
-        embedded.stop(mongo)
-        embedded.stop(redis)
         await fake.close()
 
 

@@ -29,8 +29,7 @@ from pymongo import AsyncMongoClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hireflow import embedded
-from tests.fakes.clerk import SigningKey
+from bench.stack import Stack
 
 CONNECTIONS = 50
 
@@ -136,64 +135,33 @@ async def main() -> None:
     parser.add_argument("--client", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python")
     args = parser.parse_args()
 
-    key = SigningKey.generate()
     clerk_id = "user_bench_caller"
-    with tempfile.TemporaryDirectory(prefix="hireflow-bench-") as tmp:
-        mongo_port, redis_port, web_port = embedded.free_port(), embedded.free_port(), embedded.free_port()
-        mongo = embedded.start_mongo(port=mongo_port, storage_path=str(Path(tmp) / "db"))
-        redis = embedded.start_redis(port=redis_port, directory=tmp)
-        web = None
-        try:
-            embedded.wait_for_port(mongo_port, mongo)
-            embedded.wait_for_port(redis_port, redis)
-            db_url = f"mongodb://127.0.0.1:{mongo_port}/bench?directConnection=true"
-            env = {
-                **os.environ,
-                "NODE_ENV": "test",
-                "PORT": str(web_port),
-                "DB_URL": db_url,
-                "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-                "CLERK_JWT_KEY": key.public_pem,
-                "CLIENT_URL": "http://localhost:5173",
-            }
-            web = subprocess.Popen(
-                [sys.executable, str(ROOT / "run_web.py")],
-                env=env,
-                cwd=tmp,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            embedded.wait_for_port(web_port, web)
-            one = await seed(db_url, "bench", clerk_id)
-            token = key.mint(clerk_id, ttl_s=3600)
-            base = f"http://127.0.0.1:{web_port}"
-            async with aiohttp.ClientSession() as http, http.get(base + "/health/ready") as ready:
-                assert ready.status == 200, await ready.text()
+    with tempfile.TemporaryDirectory(prefix="hireflow-bench-") as tmp, Stack(tmp, db_on_disk=True) as stack:
+        web_port, _web = stack.web()
+        one = await seed(stack.db_url, "bench", clerk_id)
+        token = stack.key.mint(clerk_id, ttl_s=3600)
+        base = f"http://127.0.0.1:{web_port}"
+        async with aiohttp.ClientSession() as http, http.get(base + "/health/ready") as ready:
+            assert ready.status == 200, await ready.text()
 
-            runs = [
-                ("GET /api/sessions/active", "GET", "/api/sessions/active", None, (1000, 100)),
-                ("GET /api/sessions/{id}", "GET", f"/api/sessions/{one}", None, (500, None)),
-                ("POST /api/sessions", "POST", "/api/sessions", '{"problem":"Bench","difficulty":"easy"}', (200, None)),
-            ]
+        runs = [
+            ("GET /api/sessions/active", "GET", "/api/sessions/active", None, (1000, 100)),
+            ("GET /api/sessions/{id}", "GET", f"/api/sessions/{one}", None, (500, None)),
+            ("POST /api/sessions", "POST", "/api/sessions", '{"problem":"Bench","difficulty":"easy"}', (200, None)),
+        ]
+        print(f"client: {args.client}, {CONNECTIONS} connections, {args.seconds}s per route, {os.cpu_count()} cores")
+        print(f"{'route':<28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>9}   target")
+        for label, method, path, body, (min_rps, max_p99) in runs:
+            if args.client == "wrk":
+                r = run_wrk(base + path, token, method, args.seconds, body)
+            else:
+                r = await run_python(base + path, token, method, args.seconds, body)
+            target = f">= {min_rps} req/s" + (f", p99 < {max_p99} ms" if max_p99 else "")
+            ok = r["rps"] >= min_rps and (max_p99 is None or r["p99"] < max_p99) and r["errors"] == 0
             print(
-                f"client: {args.client}, {CONNECTIONS} connections, {args.seconds}s per route, {os.cpu_count()} cores"
+                f"{label:<28}{r['rps']:>10.0f}{r['p50']:>10.2f}{r['p99']:>10.2f}{r['errors']:>9.0f}   "
+                f"{target} {'ok' if ok else 'MISSED'}"
             )
-            print(f"{'route':<28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>9}   target")
-            for label, method, path, body, (min_rps, max_p99) in runs:
-                if args.client == "wrk":
-                    r = run_wrk(base + path, token, method, args.seconds, body)
-                else:
-                    r = await run_python(base + path, token, method, args.seconds, body)
-                target = f">= {min_rps} req/s" + (f", p99 < {max_p99} ms" if max_p99 else "")
-                ok = r["rps"] >= min_rps and (max_p99 is None or r["p99"] < max_p99) and r["errors"] == 0
-                print(
-                    f"{label:<28}{r['rps']:>10.0f}{r['p50']:>10.2f}{r['p99']:>10.2f}{r['errors']:>9.0f}   "
-                    f"{target} {'ok' if ok else 'MISSED'}"
-                )
-        finally:
-            for process in (web, mongo, redis):
-                if process is not None:
-                    embedded.stop(process)
 
 
 if __name__ == "__main__":

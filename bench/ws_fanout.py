@@ -35,8 +35,8 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.stack import Stack
 from hireflow import embedded
-from tests.fakes.clerk import SigningKey
 
 EVENTS = 100
 RATE = 10.0
@@ -132,44 +132,11 @@ def proc_stat(pid: int) -> tuple[int, float]:
 
 
 async def run(n: int, tmp: str) -> dict[str, float]:
-    key = SigningKey.generate()
-    mongo_port, redis_port, port_a, port_b = (embedded.free_port() for _ in range(4))
-    mongo = embedded.start_mongo(port=mongo_port, storage_path=":memory:")
-    redis = embedded.start_redis(port=redis_port, directory=tmp)
-    children: list[subprocess.Popen[bytes]] = []
     log_a = Path(tmp) / f"web-a-{n}.log"
-    try:
-        embedded.wait_for_port(mongo_port, mongo)
-        embedded.wait_for_port(redis_port, redis)
-        env = {
-            **os.environ,
-            "NODE_ENV": "test",
-            "DB_URL": f"mongodb://127.0.0.1:{mongo_port}/bench?directConnection=true",
-            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-            "CLERK_JWT_KEY": key.public_pem,
-            "CLIENT_URL": "http://localhost:5173",
-        }
-        with log_a.open("wb") as log_file:
-            children.append(
-                subprocess.Popen(
-                    [sys.executable, str(ROOT / "run_web.py")],
-                    env={**env, "PORT": str(port_a)},
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    cwd=tmp,
-                )
-            )
-        children.append(
-            subprocess.Popen(
-                [sys.executable, str(ROOT / "run_web.py")],
-                env={**env, "PORT": str(port_b)},
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                cwd=tmp,
-            )
-        )
-        embedded.wait_for_port(port_a, children[0])
-        embedded.wait_for_port(port_b, children[1])
+    with Stack(tmp) as stack:
+        port_a, server = stack.web(log=log_a)
+        port_b, _b = stack.web()
+        key, env = stack.key, stack.env
         from pymongo import AsyncMongoClient
 
         client: AsyncMongoClient[dict] = AsyncMongoClient(env["DB_URL"])
@@ -178,7 +145,7 @@ async def run(n: int, tmp: str) -> dict[str, float]:
         )
         await client.close()
         token = key.mint("user_bench", ttl_s=3600)
-        server_pid = children[0].pid
+        server_pid = server.pid
         await asyncio.sleep(1.0)
         rss_before, _ = proc_stat(server_pid)
 
@@ -224,7 +191,7 @@ async def run(n: int, tmp: str) -> dict[str, float]:
             spy.wait()
         for p in procs:
             p.join()
-        embedded.stop(children[0])
+        embedded.stop(server)
         match = re.search(r"events_serialized=(\d+)", log_a.read_text())
         serialized = int(match.group(1)) if match else -1
         lat_ms = sorted(x * 1000 for x in latencies)
@@ -239,44 +206,15 @@ async def run(n: int, tmp: str) -> dict[str, float]:
             "serialized": serialized,
             "cpu_s": cpu_after - cpu_before,
         }
-    finally:
-        for child in children:
-            embedded.stop(child)
-        embedded.stop(mongo)
-        embedded.stop(redis)
 
 
 async def run_rooms(sessions: int, per_room: int, tmp: str) -> dict[str, float]:
     """Session topics: `sessions` rooms with `per_room` subscribers each; a join and an end per room,
     at 10 events/s through instance B; latency from each POST to every room subscriber's receipt."""
-    key = SigningKey.generate()
-    mongo_port, redis_port, port_a, port_b = (embedded.free_port() for _ in range(4))
-    mongo = embedded.start_mongo(port=mongo_port, storage_path=":memory:")
-    redis = embedded.start_redis(port=redis_port, directory=tmp)
-    children: list[subprocess.Popen[bytes]] = []
-    try:
-        embedded.wait_for_port(mongo_port, mongo)
-        embedded.wait_for_port(redis_port, redis)
-        db_url = f"mongodb://127.0.0.1:{mongo_port}/bench?directConnection=true"
-        env = {
-            **os.environ,
-            "NODE_ENV": "test",
-            "DB_URL": db_url,
-            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-            "CLERK_JWT_KEY": key.public_pem,
-            "CLIENT_URL": "http://localhost:5173",
-        }
-        for port in (port_a, port_b):
-            children.append(
-                subprocess.Popen(
-                    [sys.executable, str(ROOT / "run_web.py")],
-                    env={**env, "PORT": str(port)},
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    cwd=tmp,
-                )
-            )
-            embedded.wait_for_port(port, children[-1])
+    with Stack(tmp) as stack:
+        port_a, _a = stack.web()
+        port_b, _b = stack.web()
+        key, db_url = stack.key, stack.db_url
         from pymongo import AsyncMongoClient
 
         client: AsyncMongoClient[dict] = AsyncMongoClient(db_url)
@@ -329,11 +267,6 @@ async def run_rooms(sessions: int, per_room: int, tmp: str) -> dict[str, float]:
         lat_ms = sorted(x * 1000 for x in latencies)
         q = statistics.quantiles(lat_ms, n=100)
         return {"p50": q[49], "p99": q[98], "max": lat_ms[-1], "received": len(lat_ms)}
-    finally:
-        for child in children:
-            embedded.stop(child)
-        embedded.stop(mongo)
-        embedded.stop(redis)
 
 
 async def main() -> None:

@@ -1,0 +1,69 @@
+"""The stack every benchmark runs against: SecantusDB, a private Redis, and `run_web.py` /
+`run_worker.py` child processes configured for them, all stopped when the `with` block ends."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import TracebackType
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from hireflow import embedded
+from tests.fakes.clerk import SigningKey
+
+
+class Stack:
+    def __init__(self, tmp: str, *, db_on_disk: bool = False, **env: str) -> None:
+        self.tmp = tmp
+        self.key = SigningKey.generate()
+        self._db_on_disk = db_on_disk
+        self._extra_env = env
+        self.children: list[subprocess.Popen[bytes]] = []
+        self.db_url = self.redis_url = ""
+        self.env: dict[str, str] = {}
+
+    def __enter__(self) -> Stack:
+        mongo_port, redis_port = embedded.free_port(), embedded.free_port()
+        storage = str(Path(self.tmp) / f"db-{mongo_port}") if self._db_on_disk else ":memory:"
+        self.children.append(embedded.start_mongo(port=mongo_port, storage_path=storage))
+        self.children.append(embedded.start_redis(port=redis_port, directory=self.tmp))
+        embedded.wait_for_port(mongo_port, self.children[0])
+        embedded.wait_for_port(redis_port, self.children[1])
+        self.db_url = f"mongodb://127.0.0.1:{mongo_port}/bench?directConnection=true"
+        self.redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        self.env = {
+            **os.environ,
+            "NODE_ENV": "test",
+            "DB_URL": self.db_url,
+            "REDIS_URL": self.redis_url,
+            "CLERK_JWT_KEY": self.key.public_pem,
+            "CLIENT_URL": "http://localhost:5173",
+            **self._extra_env,
+        }
+        return self
+
+    def _spawn(self, script: str, env: dict[str, str], log: Path | None) -> subprocess.Popen[bytes]:
+        out = log.open("wb") if log is not None else subprocess.DEVNULL
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / script)], env=env, cwd=self.tmp, stdout=out, stderr=subprocess.STDOUT
+        )
+        self.children.append(process)
+        return process
+
+    def web(self, *, log: Path | None = None) -> tuple[int, subprocess.Popen[bytes]]:
+        """Start a web process; its port and process once it listens."""
+        port = embedded.free_port()
+        process = self._spawn("run_web.py", {**self.env, "PORT": str(port)}, log)
+        embedded.wait_for_port(port, process)
+        return port, process
+
+    def worker(self) -> subprocess.Popen[bytes]:
+        return self._spawn("run_worker.py", self.env, None)
+
+    def __exit__(self, *_exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        for child in reversed(self.children):
+            embedded.stop(child)

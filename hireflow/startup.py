@@ -1,0 +1,19 @@
+"""What both entry points do first: read the settings once, configure logging, refuse to start in
+production with required variables missing (one line naming all of them)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from hireflow.settings import Settings
+
+
+def load() -> Settings:
+    settings = Settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    missing = settings.missing_for_production()
+    if missing:
+        print(f"missing required environment variables: {', '.join(missing)}", file=sys.stderr)
+        raise SystemExit(2)
+    return settings
