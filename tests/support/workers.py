@@ -46,9 +46,17 @@ async def worker(settings: Settings) -> AsyncIterator[Callable[..., Awaitable[Wo
 
     yield start
     for w, task in started:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await w.close()
+        await stop_worker(w, task)
+
+
+async def stop_worker(w: Worker, task: asyncio.Task[None]) -> None:
+    """Stop polling, cancel whatever job is still running, then let arq close its pool."""
+    task.cancel()
+    running = [*w.tasks.values(), *w.job_tasks.values()]
+    for job in running:
+        job.cancel()
+    await asyncio.gather(task, *running, return_exceptions=True)
+    await w.close()
 
 
 class WorkerProcess:
