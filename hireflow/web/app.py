@@ -31,6 +31,7 @@ from hireflow.store.sessions import SessionRepo
 from hireflow.store.users import UserRepo
 from hireflow.stream.clients import chat_client
 from hireflow.web import appkeys as K
+from hireflow.web import openapi
 from hireflow.web.middleware import cors, errors
 from hireflow.web.routes import chat, clerk_sync, frontend, health, sessions, ws
 
@@ -134,6 +135,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(chat.routes)
     app.add_routes(sessions.routes)
     app.add_routes(ws.routes)
+    app.add_routes(openapi.routes)
     app.add_routes(clerk_sync.webhook_routes)
     app.add_routes(clerk_sync.inngest_routes(settings, app))
     dist = Path(settings.frontend_dist)
