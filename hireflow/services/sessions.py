@@ -38,11 +38,11 @@ def validate_new_session(body: object) -> tuple[str, Difficulty]:
         raise BadRequest("Problem and difficulty are required")
     if not isinstance(problem, str):
         raise BadRequest("Problem must be a string")
+    if len(problem) > MAX_PROBLEM_CHARS:  # as sent, so the API description's maxLength holds
+        raise BadRequest(f"Problem must be at most {MAX_PROBLEM_CHARS} characters")
     problem = problem.strip()
     if not problem:
         raise BadRequest("Problem and difficulty are required")
-    if len(problem) > MAX_PROBLEM_CHARS:
-        raise BadRequest(f"Problem must be at most {MAX_PROBLEM_CHARS} characters")
     if difficulty not in DIFFICULTIES:
         raise BadRequest("Difficulty must be one of: easy, medium, hard")
     return problem, cast(Difficulty, difficulty)

@@ -224,7 +224,11 @@ PATHS: dict[str, Any] = {
     "/api/ws": {
         "get": {
             "summary": "WebSocket: lobby and session rooms (protocol in the README)",
-            "responses": {"101": {"description": "Switching protocols"}, "403": _error("Origin not allowed")},
+            "responses": {
+                "101": {"description": "Switching protocols"},
+                "400": _error("Not a WebSocket upgrade request"),
+                "403": _error("Origin not allowed"),
+            },
         }
     },
     "/api/webhooks/clerk": {
