@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from aiohttp import web
 
 from hireflow import startup
@@ -16,7 +14,7 @@ def main() -> None:
         create_app(settings),
         host=settings.listen_host,
         port=settings.port,
-        access_log=logging.getLogger("aiohttp.access") if settings.node_env == "development" else None,
+        access_log=None,  # hireflow.access logs one line per request (web/middleware.py)
         shutdown_timeout=10,
         backlog=2048,
     )

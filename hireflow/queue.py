@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from hireflow import keys
 from hireflow.events import SessionEvent
+from hireflow.observability import REQUEST_ID, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +29,9 @@ ENQUEUE_TIMEOUT_S = 1.0
 
 
 class JobQueue:
-    def __init__(self, redis: ArqRedis) -> None:
+    def __init__(self, redis: ArqRedis, metrics: Metrics | None = None) -> None:
         self._redis = redis
+        self._metrics = metrics
 
     async def sync_session(self, session_id: str, reason: str) -> bool:
         """Ask a worker to bring the session's Stream resources in line with its state."""
@@ -46,13 +48,21 @@ class JobQueue:
 
     async def _enqueue(self, function: str, job_id: str, **kwargs: Any) -> bool:
         """True when queued (or already queued); False when Redis could not be reached in time."""
+        # The request (or job) that asked for this work follows it into the worker's log lines.
+        kwargs["request_id"] = REQUEST_ID.get()
         try:
             async with asyncio.timeout(ENQUEUE_TIMEOUT_S):
                 await self._redis.enqueue_job(function, _job_id=job_id, _queue_name=keys.QUEUE, **kwargs)
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("could not enqueue %s (%s); the reconciler will catch up: %r", function, job_id, exc)
+            self._count(function, "enqueue_failed")
             return False
+        self._count(function, "enqueued")
         return True
+
+    def _count(self, function: str, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.jobs.labels(function, outcome).inc()
 
 
 class JobSink:

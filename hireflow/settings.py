@@ -114,6 +114,13 @@ class Settings(BaseSettings):
     rt_bus_heartbeat_s: float = Field(default=2.0, gt=0)
     """Ping on the pub/sub connection; no answer within two intervals means reconnect."""
 
+    metrics_enabled: bool = True
+    """Serve Prometheus metrics (not behind Clerk auth)."""
+    metrics_port: int | None = None
+    """Serve the web process's `/metrics` on this port instead of the main one."""
+    worker_metrics_port: int | None = 9464
+    """Port of each worker's `/metrics` (unset: none; a second worker on one host logs that it is taken)."""
+
     @property
     def listen_host(self) -> str:
         if self.host:

@@ -3,15 +3,15 @@ production with required variables missing (one line naming all of them)."""
 
 from __future__ import annotations
 
-import logging
 import sys
 
+from hireflow.observability import configure_logging
 from hireflow.settings import Settings
 
 
 def load() -> Settings:
     settings = Settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.node_env)
     missing = settings.missing_for_production()
     if missing:
         print(f"missing required environment variables: {', '.join(missing)}", file=sys.stderr)

@@ -124,6 +124,7 @@ FAST_WORKER = {
     "worker_poll_delay_s": 0.05,
     "reconcile_interval_s": 1,
     "reconcile_after_s": 1.0,
+    "worker_metrics_port": None,
 }
 
 

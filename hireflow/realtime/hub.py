@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 class HubStats:
     events_received: int = 0
     events_serialized: int = 0
+    events_delivered: int = 0
     resets_slow: int = 0
     closed_slow: int = 0
 
@@ -128,6 +129,7 @@ class Hub:
         frame = protocol.event_frame(event.topic, event.seq, event.body)
         wire = protocol.wire_text_frame(frame)
         self.stats.events_serialized += 1
+        self.stats.events_delivered += len(subscribers)
         for conn in list(subscribers):
             sub = conn.subs.get(event.topic)
             if sub is not None:

@@ -17,6 +17,7 @@ from hireflow.clerk.api import ClerkApi
 from hireflow.clerk.tokens import TokenVerifier
 from hireflow.errors import HireFlowError
 from hireflow.events import FanOut, LoggingSink
+from hireflow.observability import HubCollector, Metrics, metrics_response, serve_metrics
 from hireflow.queue import JobQueue, JobSink
 from hireflow.realtime.bus import Bus, Listener
 from hireflow.realtime.hub import Hub
@@ -32,7 +33,7 @@ from hireflow.store.users import UserRepo
 from hireflow.stream.clients import chat_client
 from hireflow.web import appkeys as K
 from hireflow.web import openapi
-from hireflow.web.middleware import cors, errors
+from hireflow.web.middleware import cors, errors, observe
 from hireflow.web.routes import chat, clerk_sync, frontend, health, sessions, ws
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     arq = ArqRedis(arq_pool, default_queue_name=keys.QUEUE)
     app[K.REDIS] = redis
     app[K.VERSIONS] = CacheVersions(redis)
-    app[K.QUEUE] = JobQueue(arq)
+    app[K.QUEUE] = JobQueue(arq, app[K.METRICS])
     yield
     await arq.aclose()
     await arq_pool.aclose()
@@ -106,6 +107,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     )
     listener = Listener(app[K.REDIS], heartbeat_s=settings.rt_bus_heartbeat_s)
     hub = app[K.HUB] = Hub(bus, listener, app[K.SESSIONS], app[K.VERSIONS])
+    app[K.METRICS].registry.register(HubCollector(hub))
     app[K.USER_SYNC] = UserSync(
         users, app[K.USERS], app[K.SESSIONS], SessionRepo(db), app[K.QUEUE], hub.disconnect_user
     )
@@ -118,24 +120,43 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     log.info("realtime hub stats: %s", hub.stats)
 
 
+async def _metrics(app: web.Application) -> AsyncIterator[None]:
+    """`/metrics` on its own port when METRICS_PORT is set (else it is a route of this app)."""
+    settings = app[K.SETTINGS]
+    runner = None
+    if settings.metrics_enabled and settings.metrics_port is not None:
+        runner = await serve_metrics(app[K.METRICS], settings.listen_host, settings.metrics_port)
+    yield
+    if runner is not None:
+        await runner.cleanup()
+
+
+async def _metrics_route(request: web.Request) -> web.Response:
+    return metrics_response(request.app[K.METRICS])
+
+
 async def _close_websockets(app: web.Application) -> None:
     """On shutdown, before the cleanups: close every socket with 1001 so clients resume elsewhere."""
     await app[K.HUB].close_all(CLOSE_GOING_AWAY, "server shutting down")
 
 
 def create_app(settings: Settings) -> web.Application:
+    metrics = Metrics()
     app = web.Application(
-        middlewares=[errors, cors(settings.allowed_origins)],
+        middlewares=[observe(metrics), errors(metrics), cors(settings.allowed_origins)],
         client_max_size=settings.max_body_bytes,
     )
     app[K.SETTINGS] = settings
-    app.cleanup_ctx.extend([_mongo, _redis, _integrations, _services])
+    app[K.METRICS] = metrics
+    app.cleanup_ctx.extend([_mongo, _redis, _integrations, _services, _metrics])
     app.on_shutdown.append(_close_websockets)
     app.add_routes(health.routes)
     app.add_routes(chat.routes)
     app.add_routes(sessions.routes)
     app.add_routes(ws.routes)
     app.add_routes(openapi.routes)
+    if settings.metrics_enabled and settings.metrics_port is None:
+        app.router.add_get("/metrics", _metrics_route)
     app.add_routes(clerk_sync.webhook_routes)
     app.add_routes(clerk_sync.inngest_routes(settings, app))
     dist = Path(settings.frontend_dist)

@@ -12,6 +12,7 @@ from hireflow.cache import CacheVersions
 from hireflow.clerk.api import ClerkApi
 from hireflow.clerk.tokens import TokenVerifier
 from hireflow.events import EventSink
+from hireflow.observability import Metrics
 from hireflow.queue import JobQueue
 from hireflow.realtime.hub import Hub
 from hireflow.services.sessions import SessionService
@@ -21,6 +22,7 @@ from hireflow.settings import Settings
 from hireflow.store.mongo import Document
 
 SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", Metrics)
 MONGO = web.AppKey("mongo", AsyncMongoClient[Document])
 DB = web.AppKey("db", AsyncDatabase[Document])
 REDIS = web.AppKey("redis", Redis)
@@ -34,3 +36,6 @@ USER_SYNC = web.AppKey("user_sync", UserSync)
 USERS = web.AppKey("users", UserDirectory)
 SESSIONS = web.AppKey("sessions", SessionService)
 CHAT: web.AppKey[StreamChatAsync | None] = web.AppKey("chat")
+
+# Per request: the caller's Clerk id, once authenticated (for the request log line).
+USER_ID = web.RequestKey("user_id", str)

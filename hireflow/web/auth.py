@@ -9,7 +9,7 @@ from aiohttp import web
 from hireflow.cache import Versions
 from hireflow.errors import Unauthorized
 from hireflow.store.mongo import Document
-from hireflow.web.appkeys import TOKENS, USERS, VERSIONS
+from hireflow.web.appkeys import TOKENS, USER_ID, USERS, VERSIONS
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ async def authenticate(request: web.Request) -> Caller:
     if token is None:
         raise Unauthorized()
     claims = await request.app[TOKENS].verify(token)
+    request[USER_ID] = claims.user_id
     versions = await request.app[VERSIONS].read()
     user = await request.app[USERS].current(claims.user_id, versions)
     return Caller(user=user, versions=versions)

@@ -252,6 +252,17 @@ PATHS: dict[str, Any] = {
         }
         for op in ("get", "put", "post")
     },
+    "/metrics": {
+        "get": {
+            "summary": "Prometheus metrics (absent when METRICS_PORT moves them elsewhere)",
+            "responses": {
+                "200": {
+                    "description": "Prometheus text format",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    },
     "/api/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}},
     "/api/docs": {"get": {"summary": "This document, rendered", "responses": {"200": {"description": "HTML"}}}},
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from arq import Worker, cron, func
@@ -10,6 +11,7 @@ from arq.connections import RedisSettings
 from hireflow import keys
 from hireflow.cache import CacheVersions
 from hireflow.events import FanOut, LoggingSink
+from hireflow.observability import Metrics, serve_metrics
 from hireflow.queue import DELETE_STREAM_USER, SYNC_SESSION, UPSERT_STREAM_USER, JobQueue
 from hireflow.realtime.bus import Bus
 from hireflow.realtime.publisher import RealtimeSink
@@ -19,14 +21,27 @@ from hireflow.store.sessions import SessionRepo
 from hireflow.store.users import UserRepo
 from hireflow.stream.gateway import StreamGateway
 from hireflow.workers.deps import WorkerDeps
+from hireflow.workers.instrument import instrumented
 from hireflow.workers.jobs.sessions import sync_session
 from hireflow.workers.jobs.users import delete_stream_user, upsert_stream_user
 from hireflow.workers.locks import SessionLocks
 from hireflow.workers.reconcile import reconcile
 from hireflow.workers.throttle import StreamThrottle
 
+log = logging.getLogger(__name__)
+
 # A lock outlives any job that may hold it (arq cancels a job at its timeout).
 LOCK_MARGIN_S = 5.0
+
+
+async def _serve_metrics(metrics: Metrics, settings: Settings) -> Any:
+    if not settings.metrics_enabled or settings.worker_metrics_port is None:
+        return None
+    try:
+        return await serve_metrics(metrics, settings.listen_host, settings.worker_metrics_port)
+    except OSError as exc:  # another worker on this host has the port
+        log.warning("worker metrics not served on port %s: %s", settings.worker_metrics_port, exc)
+        return None
 
 
 def redis_settings(settings: Settings) -> RedisSettings:
@@ -36,6 +51,8 @@ def redis_settings(settings: Settings) -> RedisSettings:
 
 
 def create_worker(settings: Settings, **overrides: Any) -> Worker:
+    metrics = Metrics()
+
     async def on_startup(ctx: dict[str, Any]) -> None:
         if not settings.db_url:
             raise RuntimeError("DB_URL is not set")
@@ -52,10 +69,14 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
             events=FanOut([LoggingSink(), RealtimeSink(Bus(redis, settings))]),
             locks=SessionLocks(redis, ttl_s=settings.job_timeout_s + LOCK_MARGIN_S),
             throttle=StreamThrottle(redis),
-            queue=JobQueue(redis),
+            queue=JobQueue(redis, metrics),
         )
+        ctx["metrics_runner"] = await _serve_metrics(metrics, settings)
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
+        runner = ctx.get("metrics_runner")
+        if runner is not None:
+            await runner.cleanup()
         d: WorkerDeps | None = ctx.get("deps")
         if d is None:
             return
@@ -65,7 +86,11 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
 
     def job(coroutine: Any, name: str) -> Any:
         return func(
-            coroutine, name=name, keep_result=0, timeout=settings.job_timeout_s, max_tries=settings.job_max_tries
+            instrumented(coroutine, name, metrics),  # type: ignore[arg-type]
+            name=name,
+            keep_result=0,
+            timeout=settings.job_timeout_s,
+            max_tries=settings.job_max_tries,
         )
 
     options: dict[str, Any] = {

@@ -50,12 +50,12 @@ async def worker(settings: Settings) -> AsyncIterator[Callable[..., Awaitable[Wo
 
 
 async def stop_worker(w: Worker, task: asyncio.Task[None]) -> None:
-    """Stop polling, cancel whatever job is still running, then let arq close its pool."""
+    """Stop polling, cancel the jobs still running (arq's job runners then record them and finish), and
+    let arq close its pool. Cancelling the runners themselves would make `close()` re-raise."""
     task.cancel()
-    running = [*w.tasks.values(), *w.job_tasks.values()]
-    for job in running:
+    for job in list(w.job_tasks.values()):
         job.cancel()
-    await asyncio.gather(task, *running, return_exceptions=True)
+    await asyncio.gather(task, *w.job_tasks.values(), *w.tasks.values(), return_exceptions=True)
     await w.close()
 
 
