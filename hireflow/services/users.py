@@ -7,7 +7,7 @@ from hireflow.cache import CacheVersions, LocalCache, Versions
 from hireflow.clerk.api import ClerkApi
 from hireflow.errors import NotFound
 from hireflow.store.mongo import Document
-from hireflow.store.users import Profile, UserRepo
+from hireflow.store.users import UserRepo
 
 _MAX_CACHED_USERS = 50_000
 
@@ -37,10 +37,6 @@ class UserDirectory:
             return await self._repo.insert_if_missing(profile)
         self._by_clerk_id.put(clerk_id, versions.users, doc)
         return doc
-
-    async def ensure(self, profile: Profile) -> Document:
-        """Insert a user unless they exist (development tokens, tests)."""
-        return await self._repo.insert_if_missing(profile)
 
     async def changed(self) -> None:
         """Call after any update or delete of users: every instance drops what it cached."""

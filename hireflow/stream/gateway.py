@@ -54,9 +54,7 @@ def _from_video(exc: Exception) -> Exception:
     if isinstance(exc, StreamTransportException):
         return StreamUnavailable(f"video API unreachable: {exc.error_type}")
     if isinstance(exc, StreamApiException):
-        if exc.status_code >= 500 or exc.status_code in _RETRYABLE_STATUSES:
-            return StreamUnavailable(f"video API answered {exc.status_code}")
-        return StreamRejected(f"video API refused with {exc.status_code}: {exc.message}")
+        return _by_status("video", exc.status_code, exc.message)
     if isinstance(exc, httpx.HTTPError | TimeoutError):
         return StreamUnavailable(f"video API unreachable: {type(exc).__name__}")
     return exc
@@ -64,12 +62,17 @@ def _from_video(exc: Exception) -> Exception:
 
 def _from_chat(exc: Exception) -> Exception:
     if isinstance(exc, ChatApiException):
-        if exc.status_code >= 500 or exc.status_code in _RETRYABLE_STATUSES:
-            return StreamUnavailable(f"chat API answered {exc.status_code}")
-        return StreamRejected(f"chat API refused with {exc.status_code}: {exc}")
+        return _by_status("chat", exc.status_code, str(exc))
     if isinstance(exc, aiohttp.ClientError | TimeoutError):
         return StreamUnavailable(f"chat API unreachable: {type(exc).__name__}")
     return exc
+
+
+def _by_status(api: str, status: int, detail: str) -> Exception:
+    """An HTTP error answer from either API: worth retrying (5xx, 408/409/425/429) or not."""
+    if status >= 500 or status in _RETRYABLE_STATUSES:
+        return StreamUnavailable(f"{api} API answered {status}")
+    return StreamRejected(f"{api} API refused with {status}: {detail}")
 
 
 def _is_missing(exc: Exception) -> bool:

@@ -98,19 +98,17 @@ async def _integrations(app: web.Application) -> AsyncIterator[None]:
 async def _services(app: web.Application) -> AsyncIterator[None]:
     settings = app[K.SETTINGS]
     db = app[K.DB]
-    users = UserRepo(db)
+    users, session_repo = UserRepo(db), SessionRepo(db)
     bus = Bus(app[K.REDIS], settings)
     app[K.EVENTS] = FanOut([LoggingSink(), RealtimeSink(bus), JobSink(app[K.QUEUE])])
     app[K.USERS] = UserDirectory(users, app[K.CLERK], app[K.VERSIONS], cache_max_age_s=settings.cache_max_age_s)
     app[K.SESSIONS] = SessionService(
-        SessionRepo(db), users, app[K.VERSIONS], app[K.EVENTS], cache_max_age_s=settings.cache_max_age_s
+        session_repo, users, app[K.VERSIONS], app[K.EVENTS], cache_max_age_s=settings.cache_max_age_s
     )
     listener = Listener(app[K.REDIS], heartbeat_s=settings.rt_bus_heartbeat_s)
     hub = app[K.HUB] = Hub(bus, listener, app[K.SESSIONS], app[K.VERSIONS])
     app[K.METRICS].registry.register(HubCollector(hub))
-    app[K.USER_SYNC] = UserSync(
-        users, app[K.USERS], app[K.SESSIONS], SessionRepo(db), app[K.QUEUE], hub.disconnect_user
-    )
+    app[K.USER_SYNC] = UserSync(users, app[K.USERS], app[K.SESSIONS], session_repo, app[K.QUEUE], hub.disconnect_user)
     listening = asyncio.create_task(listener.run(hub.on_event, hub.on_control, hub.on_reconnect))
     # Serve once the bus is subscribed (or after a short wait while Redis is down: REST still works).
     await listener.wait_connected(LISTENER_START_TIMEOUT_S)

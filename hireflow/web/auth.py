@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from hireflow.cache import Versions
+from hireflow.clerk.tokens import Claims
 from hireflow.errors import Unauthorized
 from hireflow.store.mongo import Document
 from hireflow.web.appkeys import TOKENS, USER_ID, USERS, VERSIONS
@@ -15,6 +16,7 @@ from hireflow.web.appkeys import TOKENS, USER_ID, USERS, VERSIONS
 @dataclass(frozen=True)
 class Caller:
     user: Document
+    claims: Claims
     versions: Versions
     """Cache versions read once for this request (see hireflow/cache.py)."""
 
@@ -33,8 +35,13 @@ async def authenticate(request: web.Request) -> Caller:
     token = token_from(request)
     if token is None:
         raise Unauthorized()
+    return await caller_for(request, token)
+
+
+async def caller_for(request: web.Request, token: str) -> Caller:
+    """Verify a token (from a header, a cookie or a WebSocket frame) and find its user."""
     claims = await request.app[TOKENS].verify(token)
     request[USER_ID] = claims.user_id
     versions = await request.app[VERSIONS].read()
     user = await request.app[USERS].current(claims.user_id, versions)
-    return Caller(user=user, versions=versions)
+    return Caller(user=user, claims=claims, versions=versions)

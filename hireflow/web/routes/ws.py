@@ -12,8 +12,8 @@ from aiohttp import WSMsgType, web
 from hireflow.errors import HireFlowError
 from hireflow.realtime import protocol
 from hireflow.realtime.connection import Connection
-from hireflow.web.appkeys import HUB, SETTINGS, TOKENS, USERS, VERSIONS
-from hireflow.web.auth import token_from
+from hireflow.web.appkeys import HUB, SETTINGS
+from hireflow.web.auth import caller_for, token_from
 from hireflow.web.jsonio import error_response
 
 log = logging.getLogger(__name__)
@@ -25,9 +25,8 @@ INBOUND_MAX_BYTES = 16 * 1024
 
 async def _verify(request: web.Request, token: str) -> tuple[str, float]:
     """(Clerk id, token expiry) of a valid token whose user exists; raises HireFlowError otherwise."""
-    claims = await request.app[TOKENS].verify(token)
-    await request.app[USERS].current(claims.user_id, await request.app[VERSIONS].read())
-    return claims.user_id, claims.expires_at
+    caller = await caller_for(request, token)
+    return caller.claims.user_id, caller.claims.expires_at
 
 
 async def _first_frame_auth(request: web.Request, ws: web.WebSocketResponse) -> tuple[str, float] | None:
