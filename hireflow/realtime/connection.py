@@ -1,8 +1,9 @@
 """One WebSocket: its subscriptions, one bounded outbound queue and the one task that writes it.
 
 Events are handed over already serialized, as one `bytes` shared by every subscriber. The fast
-path: when nothing is queued and the socket's write buffer is nearly empty, the event's prebuilt
-wire frame is written to the transport at once (a fan-out to 10,000 sockets then wakes no task).
+path: when nothing is queued and nothing is buffered, the event's prebuilt wire frame goes straight
+to the socket (`write_now`, run by the hub's `BurstWriter` for all idle sockets at once), or, with
+a little buffered, through the transport; a fan-out to 10,000 sockets then wakes no task.
 Otherwise it is queued and the writer task sends it, waiting for the socket to drain. A subscription
 that falls behind is conflated: its queued events are dropped and the writer sends `reset` + a fresh
 snapshot instead. A socket that cannot take a frame within `ws_send_timeout_s`, or that needs
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 from aiohttp import WSMsgType, web
 
 from hireflow.realtime import protocol
+from hireflow.realtime.burst import raw_fd, write_fd
 from hireflow.realtime.protocol import ResetReason
 
 if TYPE_CHECKING:
@@ -90,6 +92,37 @@ class Connection:
         self._closer: asyncio.Task[None] | None = None
         self._sending = False
         self.closed = False
+        self._transport = request.transport  # the same object for the socket's life; closing after it
+        self.fd = raw_fd(self._transport)
+
+    @property
+    def transport(self) -> asyncio.Transport | None:
+        return self.request.transport
+
+    def write_now(self, topic: str, epoch: str, seq: int, wire: bytes) -> int:
+        """Write an event's prebuilt frame straight to the socket if this connection can take it now
+        (in step, nothing queued or being sent, nothing buffered in its transport); return the bytes
+        written (the caller hands any rest to the transport), or -1: use `deliver` instead.
+
+        May run on a `BurstWriter` thread while the event loop waits for it: it touches only this
+        connection, and its transport only to read its state."""
+        sub = self.subs.get(topic)
+        transport = self._transport
+        if (
+            sub is None
+            or not sub.live
+            or seq != sub.last_seq + 1
+            or epoch != sub.epoch
+            or self._queue
+            or self._sending
+            or self.fd < 0
+            or transport is None
+            or transport.is_closing()
+            or transport.get_write_buffer_size()
+        ):
+            return -1
+        sub.last_seq = seq
+        return write_fd(self.fd, wire)
 
     # --- called from the hub and the reader (never await the socket) --------------------------
 
@@ -116,7 +149,8 @@ class Connection:
         return sub
 
     def deliver(self, sub: Subscription, epoch: str, seq: int, frame: bytes, wire: bytes | None = None) -> None:
-        """One event for one subscription, in order; duplicates are dropped, gaps and backlog resync."""
+        """One event for one subscription, in order; duplicates are dropped, gaps and backlog resync.
+        With `wire` (the prebuilt frame) and little buffered, it is written to the transport at once."""
         if not sub.live:
             if len(sub.pending) >= self._queue_max:
                 sub.pending.clear()

@@ -4,7 +4,8 @@ The bus listener hands every event here in order. For each topic with local subs
 remembers the last sequence number it dispatched; a jump means the pub/sub connection lost
 messages, and the gap is filled from the topic's retained log before going on (or, if the log no
 longer has it, every subscriber of the topic is reset). An event is serialized once, here, and the
-same bytes go to every subscriber's queue; nothing here awaits a socket.
+same bytes go to every subscriber: written at once to the idle ones (in parallel, by the
+`BurstWriter`), queued for the others; nothing here awaits a socket.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import orjson
 from hireflow.cache import CacheVersions
 from hireflow.errors import NotFound
 from hireflow.realtime import protocol
+from hireflow.realtime.burst import BurstWriter
 from hireflow.realtime.bus import Bus, BusEvent, Listener
 from hireflow.realtime.connection import Connection, Subscription, Sync
 from hireflow.services.sessions import SessionService
@@ -37,7 +39,15 @@ class HubStats:
 
 
 class Hub:
-    def __init__(self, bus: Bus, listener: Listener, sessions: SessionService, versions: CacheVersions) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        listener: Listener,
+        sessions: SessionService,
+        versions: CacheVersions,
+        *,
+        burst_threads: int = 1,
+    ) -> None:
         self.bus = bus
         self.listener = listener
         self._sessions = sessions
@@ -46,6 +56,10 @@ class Hub:
         self._last: dict[str, tuple[str, int]] = {}
         self._by_user: dict[str, set[Connection]] = defaultdict(set)
         self.stats = HubStats()
+        self._burst = BurstWriter(burst_threads)
+
+    def close(self) -> None:
+        self._burst.close()
 
     @property
     def connection_count(self) -> int:
@@ -130,7 +144,8 @@ class Hub:
         wire = protocol.wire_text_frame(frame)
         self.stats.events_serialized += 1
         self.stats.events_delivered += len(subscribers)
-        for conn in list(subscribers):
+        busy = self._burst.write(event.topic, event.epoch, event.seq, wire, list(subscribers))
+        for conn in busy:
             sub = conn.subs.get(event.topic)
             if sub is not None:
                 conn.deliver(sub, event.epoch, event.seq, frame, wire)

@@ -106,7 +106,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         session_repo, users, app[K.VERSIONS], app[K.EVENTS], cache_max_age_s=settings.cache_max_age_s
     )
     listener = Listener(app[K.REDIS], heartbeat_s=settings.rt_bus_heartbeat_s)
-    hub = app[K.HUB] = Hub(bus, listener, app[K.SESSIONS], app[K.VERSIONS])
+    hub = app[K.HUB] = Hub(bus, listener, app[K.SESSIONS], app[K.VERSIONS], burst_threads=settings.ws_burst_threads)
     app[K.METRICS].registry.register(HubCollector(hub))
     app[K.USER_SYNC] = UserSync(users, app[K.USERS], app[K.SESSIONS], session_repo, app[K.QUEUE], hub.disconnect_user)
     listening = asyncio.create_task(listener.run(hub.on_event, hub.on_control, hub.on_reconnect))
@@ -115,6 +115,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     yield
     listening.cancel()
     await asyncio.gather(listening, return_exceptions=True)
+    hub.close()
     log.info("realtime hub stats: %s", hub.stats)
 
 
