@@ -1,25 +1,33 @@
 """WebSocket fan-out benchmark: `python bench/ws_fanout.py [--sizes 1000,5000,10000]`.
 
 One web process under test (A) and a second one (B) share SecantusDB and a private Redis. For each N,
-N idle lobby subscribers connect to A (from client processes with a minimal raw-socket WebSocket
-client, so that the clients cost as little CPU as possible: this is a 2-core machine and they share
-it with the server); then 100 sessions are created through B's API at 10 per second. Each event
-carries its creation time in the problem text, so every subscriber can compute the delay from the
-`POST` being sent to the event being received. Printed per N: server RSS per connection, p50/p99/max
-delivery latency over all subscribers, events the server serialized (must equal events published),
-and the server's CPU seconds during the publishing phase.
+N idle lobby subscribers connect to A; then 100 sessions are created through B's API at 10 per
+second. Each event carries its creation time in the problem text, so every subscriber can compute
+the delay from the `POST` being sent to the event being received. Printed per N: server RSS per
+connection, p50/p99/max delivery latency over all subscribers, events the server serialized (must
+equal events published), the server's CPU seconds during the publishing phase, and the clients'.
+
+The subscribers run in two client processes on the same cores as the server, so they must cost as
+little as possible: `bench/wsclient.c` (raw sockets, one epoll loop; compiled here when there is a
+C compiler, else a Python twin below runs). After each wake-up they nap `--client-nap-us` before
+reading, so that one wake-up serves many sockets: on loopback the kernel wakes a sleeping reader
+inside the server's `send`, so a client that wakes once per event makes every send dearer, which
+clients on other machines would not. The nap is counted in the latency: it makes figures worse,
+never better. `--client-nap-us 0` shows the unfavourable case.
 """
 
 from __future__ import annotations
 
 import argparse
+import array
 import asyncio
 import base64
-import multiprocessing
 import os
 import re
 import resource
 import select
+import shlex
+import shutil
 import socket
 import statistics
 import subprocess
@@ -27,7 +35,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import orjson
@@ -62,9 +69,9 @@ def _masked(payload: bytes) -> bytes:
     return bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
-def client_process(port: int, token: str, n: int, expected: int, out: Any) -> None:
-    """N WebSocket clients on raw sockets and one epoll loop: no per-frame parsing, no asyncio, so that
-    as much of the machine as possible is left to the server. Each `recv` is scanned for event stamps."""
+def python_client(port: int, token: str, n: int, expected: int, outfile: str, nap_us: int) -> None:
+    """The Python twin of bench/wsclient.c (same arguments, same output), for machines without a C
+    compiler: N WebSocket clients on raw sockets and one epoll loop, each read scanned for stamps."""
     raise_fd_limit()
     socks: dict[int, socket.socket] = {}
     for start in range(0, n, 100):
@@ -84,16 +91,18 @@ def client_process(port: int, token: str, n: int, expected: int, out: Any) -> No
         poller.register(fd, select.EPOLLIN)
     tails = dict.fromkeys(socks, b"")
     subscribed: set[int] = set()
+    nxt = dict.fromkeys(socks, 0)
     seen = dict.fromkeys(socks, 0)
-    latencies: list[float] = []
-    reported = False
+    latencies = array.array("d")
+    cpu_start = 0.0
     deadline = time.time() + 600
     done = 0
     while done < n and time.time() < deadline:
-        if not reported and len(subscribed) == n:
-            out.put(("subscribed", n))
-            reported = True
-        for fd, _event in poller.poll(1.0):
+        ready = poller.poll(1.0)
+        if ready and nap_us:
+            time.sleep(nap_us / 1e6)
+            ready = poller.poll(0)
+        for fd, _event in ready:
             try:
                 data = socks[fd].recv(262144)
             except BlockingIOError:
@@ -106,17 +115,73 @@ def client_process(port: int, token: str, n: int, expected: int, out: Any) -> No
             text = tails[fd] + data
             if fd not in subscribed and b'"type":"snapshot"' in text:
                 subscribed.add(fd)
+                if len(subscribed) == n:
+                    cpu_start = time.process_time()
+                    print("subscribed", flush=True)
             last_end = 0
             for match in STAMP.finditer(text):
+                last_end = match.end()
+                if int(match.group(1)) < nxt[fd]:
+                    continue
+                nxt[fd] = int(match.group(1)) + 1
                 latencies.append(now - float(match.group(2)))
                 seen[fd] += 1
-                last_end = match.end()
                 if seen[fd] == expected:
                     done += 1
             tails[fd] = text[last_end:][-80:]
-    out.put(("done", latencies, sum(1 for v in seen.values() if v >= expected)))
+    with open(outfile, "wb") as out:
+        latencies.tofile(out)
+    complete = sum(1 for v in seen.values() if v >= expected)
+    print(f"done {complete} {time.process_time() - cpu_start:.3f}", flush=True)
     for sock in socks.values():
         sock.close()
+
+
+def c_compiler() -> str | None:
+    return shutil.which("cc") or shutil.which("gcc")
+
+
+def client_command(tmp: str) -> list[str]:
+    """bench/wsclient.c compiled, if there is a C compiler; else this file's Python client."""
+    cc = c_compiler()
+    if cc is not None:
+        binary = Path(tmp) / "wsclient"
+        if not binary.exists():
+            subprocess.run([cc, "-O2", "-o", str(binary), str(ROOT / "bench" / "wsclient.c")], check=True)
+        return [str(binary)]
+    return [sys.executable, str(Path(__file__).resolve()), "--client"]
+
+
+class Clients:
+    """One client process: N subscribers; reports when all are subscribed, then the latencies."""
+
+    def __init__(self, command: list[str], port: int, token: str, n: int, outfile: str, nap_us: int) -> None:
+        self.outfile = outfile
+        self.proc = subprocess.Popen(
+            [*command, str(port), token, str(n), str(EVENTS), outfile, str(nap_us)], stdout=subprocess.PIPE, text=True
+        )
+
+    async def line(self) -> list[str]:
+        assert self.proc.stdout is not None
+        text = await asyncio.get_running_loop().run_in_executor(None, self.proc.stdout.readline)
+        if not text:
+            raise RuntimeError(f"client exited with {self.proc.wait()}")
+        return text.split()
+
+    async def subscribed(self) -> None:
+        assert await self.line() == ["subscribed"]
+
+    async def result(self) -> tuple[array.array[float], int, float]:
+        kind, complete, cpu = await self.line()
+        assert kind == "done"
+        self.proc.wait()
+        return read_latencies(self.outfile), int(complete), float(cpu)
+
+
+def read_latencies(path: str) -> array.array[float]:
+    latencies = array.array("d")
+    latencies.frombytes(Path(path).read_bytes())
+    return latencies
 
 
 def proc_stat(pid: int) -> tuple[int, float]:
@@ -131,7 +196,7 @@ def proc_stat(pid: int) -> tuple[int, float]:
     return rss, cpu
 
 
-async def run(n: int, tmp: str) -> dict[str, float]:
+async def run(n: int, tmp: str, nap_us: int) -> dict[str, float]:
     log_a = Path(tmp) / f"web-a-{n}.log"
     with Stack(tmp) as stack:
         port_a, server = stack.web(log=log_a)
@@ -149,22 +214,17 @@ async def run(n: int, tmp: str) -> dict[str, float]:
         await asyncio.sleep(1.0)
         rss_before, _ = proc_stat(server_pid)
 
-        ctx = multiprocessing.get_context("spawn")
-        out = ctx.Queue()
         per = [n // CLIENT_PROCESSES + (1 if i < n % CLIENT_PROCESSES else 0) for i in range(CLIENT_PROCESSES)]
-        procs = [ctx.Process(target=client_process, args=(port_a, token, k, EVENTS, out)) for k in per if k]
+        command = client_command(tmp)
+        procs = [Clients(command, port_a, token, k, f"{tmp}/lat-{n}-{i}", nap_us) for i, k in enumerate(per) if k]
         for p in procs:
-            p.start()
-        loop = asyncio.get_running_loop()
-        for _ in procs:
-            kind, *_rest = await loop.run_in_executor(None, out.get)
-            assert kind == "subscribed"
+            await p.subscribed()
         await asyncio.sleep(2.0)  # idle
         rss_after, cpu_before = proc_stat(server_pid)
         spy = None
-        if os.environ.get("BENCH_PYSPY"):
+        if os.environ.get("BENCH_PROFILE"):  # e.g. "perf record -g -o /tmp/ws.data -p {pid} -- sleep 8"
             spy = subprocess.Popen(
-                ["py-spy", "record", "-p", str(server_pid), "-d", "12", "-f", "raw", "-o", os.environ["BENCH_PYSPY"]],
+                shlex.split(os.environ["BENCH_PROFILE"].format(pid=server_pid)),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -182,18 +242,19 @@ async def run(n: int, tmp: str) -> dict[str, float]:
                 await asyncio.sleep(max(0.0, started + (i + 1) / RATE - time.perf_counter()))
         latencies: list[float] = []
         finished = 0
-        for _ in procs:
-            kind, lats, done = await loop.run_in_executor(None, out.get)
+        client_cpu = 0.0
+        for p in procs:
+            lats, done, cpu = await p.result()
             latencies.extend(lats)
             finished += done
+            client_cpu += cpu
         _, cpu_after = proc_stat(server_pid)
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port_a}/metrics") as resp:
+            match = re.search(r"^hireflow_events_serialized_total (\S+)$", await resp.text(), re.M)
+        serialized = int(float(match.group(1))) if match else -1
         if spy is not None:
             spy.wait()
-        for p in procs:
-            p.join()
         embedded.stop(server)
-        match = re.search(r"events_serialized=(\d+)", log_a.read_text())
-        serialized = int(match.group(1)) if match else -1
         lat_ms = sorted(x * 1000 for x in latencies)
         q = statistics.quantiles(lat_ms, n=100)
         return {
@@ -205,6 +266,7 @@ async def run(n: int, tmp: str) -> dict[str, float]:
             "expected": n * EVENTS,
             "serialized": serialized,
             "cpu_s": cpu_after - cpu_before,
+            "client_cpu_s": client_cpu,
         }
 
 
@@ -274,21 +336,30 @@ async def main() -> None:
     parser.add_argument("--sizes", default="1000,5000,10000")
     parser.add_argument("--rooms", type=int, default=50, help="session topics in the room phase (0: skip)")
     parser.add_argument("--per-room", type=int, default=6)
+    parser.add_argument(
+        "--client-nap-us",
+        type=int,
+        default=1000,
+        help="lobby clients sleep this long after a wake-up before reading (counted in the latency)",
+    )
     args = parser.parse_args()
     raise_fd_limit()
     print(
         f"{EVENTS} lobby events at {RATE:.0f}/s through instance B, subscribers on instance A, "
-        f"{os.cpu_count()} cores shared by server, clients and DB"
+        f"{os.cpu_count()} cores shared by server, clients and DB; client nap {args.client_nap_us} us; "
+        f"clients: {'bench/wsclient.c' if c_compiler() else 'Python (no C compiler)'}"
     )
     print(
         f"{'N':>6}{'KiB/conn':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'received':>12}{'serialized':>12}{'cpu s':>7}"
+        f"{'clients cpu s':>15}"
     )
     with tempfile.TemporaryDirectory(prefix="hireflow-bench-") as tmp:
         for n in (int(x) for x in args.sizes.split(",")):
-            r = await run(n, tmp)
+            r = await run(n, tmp, args.client_nap_us)
             print(
                 f"{n:>6}{r['rss_per_conn_kib']:>10.1f}{r['p50']:>9.1f}{r['p99']:>9.1f}{r['max']:>9.1f}"
                 f"{r['received']:>7.0f}/{r['expected']:<6.0f}{r['serialized']:>10}/{EVENTS}{r['cpu_s']:>7.1f}"
+                f"{r['client_cpu_s']:>15.1f}"
             )
         if args.rooms:
             r = await run_rooms(args.rooms, args.per_room, tmp)
@@ -299,4 +370,8 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if sys.argv[1:2] == ["--client"]:
+        port, token, n, expected, outfile, nap_us = sys.argv[2:]
+        python_client(int(port), token, int(n), int(expected), outfile, int(nap_us))
+    else:
+        asyncio.run(main())
