@@ -36,7 +36,7 @@ SLOW_RESET_WINDOW_S = 60.0
 CLOSE_TIMEOUT_S = 2.0
 
 
-@dataclass
+@dataclass(slots=True)
 class Subscription:
     topic: str
     epoch: str = ""
@@ -66,6 +66,27 @@ class Sync:
 
 
 class Connection:
+    # Slots and lazily made objects: 10,000 idle connections should cost as little memory as possible.
+    __slots__ = (
+        "_closer",
+        "_queue",
+        "_queue_max",
+        "_send_timeout_s",
+        "_sending",
+        "_slow_resets",
+        "_transport",
+        "_wake",
+        "_writer",
+        "closed",
+        "expires_at",
+        "fd",
+        "hub",
+        "request",
+        "subs",
+        "user_id",
+        "ws",
+    )
+
     def __init__(
         self,
         request: web.Request,
@@ -84,10 +105,11 @@ class Connection:
         self.expires_at = expires_at
         self.subs: dict[str, Subscription] = {}
         self._queue: deque[tuple[str | None, bytes] | Sync | Close] = deque()
-        self._wake = asyncio.Event()
+        self._wake: asyncio.Future[None] | None = None
+        """Set while the writer waits for work."""
         self._queue_max = queue_max
         self._send_timeout_s = send_timeout_s
-        self._slow_resets: deque[float] = deque(maxlen=MAX_SLOW_RESETS)
+        self._slow_resets: list[float] = []
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
         self._sending = False
@@ -135,12 +157,12 @@ class Connection:
             self.close_soon(protocol.CLOSE_TRY_AGAIN_LATER, "too slow")
             return
         self._queue.append((None, frame))
-        self._wake.set()
+        self._notify()
 
     def subscribe(self, sub: Subscription, epoch: str | None, since: int | None) -> None:
         self.subs[sub.topic] = sub
         self._queue.append(Sync(sub, epoch, since))
-        self._wake.set()
+        self._notify()
 
     def unsubscribe(self, topic: str) -> Subscription | None:
         sub = self.subs.pop(topic, None)
@@ -178,7 +200,7 @@ class Connection:
             return
         self._queue.append((sub.topic, frame))
         sub.last_seq = seq
-        self._wake.set()
+        self._notify()
 
     def _out_of_order(self, sub: Subscription, epoch: str, seq: int) -> None:
         if epoch != sub.epoch:
@@ -195,7 +217,7 @@ class Connection:
         sub.pending.clear()
         self._purge(sub.topic)
         self._queue.append(Sync(sub, reason=reason))
-        self._wake.set()
+        self._notify()
 
     def close_soon(self, code: int, reason: str, *, flush: bool = False) -> None:
         """Close the socket; with `flush`, after the frames already queued (e.g. an error that says why)."""
@@ -203,7 +225,7 @@ class Connection:
             return
         if flush and self._writer is not None:
             self._queue.append(Close(code, reason))
-            self._wake.set()
+            self._notify()
             return
         self.closed = True
         self._closer = asyncio.create_task(self._close(code, reason))
@@ -216,9 +238,13 @@ class Connection:
             self.hub.stats.closed_slow += 1
             self.close_soon(protocol.CLOSE_TRY_AGAIN_LATER, "cannot keep up")
             return
-        self._slow_resets.append(now)
+        self._slow_resets = [*self._slow_resets[1 - MAX_SLOW_RESETS :], now]
         self.hub.stats.resets_slow += 1
         self.resync(sub, "slow")
+
+    def _notify(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
 
     def _purge(self, topic: str) -> None:
         self._queue = deque(
@@ -232,8 +258,11 @@ class Connection:
         try:
             while not self.closed:
                 if not self._queue:
-                    self._wake.clear()
-                    await self._wake.wait()
+                    self._wake = asyncio.get_running_loop().create_future()
+                    try:
+                        await self._wake
+                    finally:
+                        self._wake = None
                     continue
                 item = self._queue.popleft()
                 if isinstance(item, Close):
