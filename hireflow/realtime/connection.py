@@ -131,7 +131,9 @@ class Connection:
         sub = self.subs.get(topic)
         transport = self._transport
         if (
-            sub is None
+            self.closed
+            or self.ws.closed
+            or sub is None
             or not sub.live
             or seq != sub.last_seq + 1
             or epoch != sub.epoch
@@ -173,6 +175,8 @@ class Connection:
     def deliver(self, sub: Subscription, epoch: str, seq: int, frame: bytes, wire: bytes | None = None) -> None:
         """One event for one subscription, in order; duplicates are dropped, gaps and backlog resync.
         With `wire` (the prebuilt frame) and little buffered, it is written to the transport at once."""
+        if self.closed or self.ws.closed:
+            return  # nothing may follow a close frame
         if not sub.live:
             if len(sub.pending) >= self._queue_max:
                 sub.pending.clear()
