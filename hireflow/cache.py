@@ -7,9 +7,10 @@ is never older than the version it is filed under: a write that lands meanwhile 
 and the next reader re-queries. When Redis cannot be reached, nothing is served from cache.
 
 The counters start at a random offset whenever their key is missing (first use, or a Redis that
-restarted empty), so a counter that starts over never matches an entry stored before. The one case
-this cannot see is a write whose bump failed while Redis was unreachable for the writer only;
-`max_age_s` bounds how long such an entry can be served.
+restarted empty), so a counter that starts over never matches an entry stored before. A bump that
+fails (Redis unreachable for the writer) is remembered and retried: before the writer's next read,
+which reads through until it succeeds, and by the realtime repair loop (`RealtimeSink.repair`).
+Until it lands, other instances may serve the entry from before that write; `max_age_s` bounds that.
 """
 
 from __future__ import annotations
@@ -67,9 +68,13 @@ class CacheVersions:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._bump = redis.register_script(_BUMP)
+        self._unbumped: set[str] = set()
+        """Version keys whose bump failed: this process's writes that other instances cannot see yet."""
 
     async def read(self) -> Versions:
         try:
+            if self._unbumped:
+                await self.flush()
             users, sessions = await self._redis.mget([keys.USERS_VERSION, keys.SESSIONS_VERSION])
             if users is None or sessions is None:
                 # First use, or Redis restarted empty: start fresh random counters (NX: whichever
@@ -91,7 +96,14 @@ class CacheVersions:
         try:
             await self._bump(keys=[key], args=[_seed()])
         except (RedisError, OSError) as exc:
-            log.warning("could not bump %s (entries elsewhere expire within max age): %s", key, exc)
+            self._unbumped.add(key)
+            log.warning("could not bump %s; reading through until it can be: %s", key, exc)
+
+    async def flush(self) -> None:
+        """Retry the bumps that failed; raises while Redis still cannot be reached."""
+        for key in list(self._unbumped):
+            await self._bump(keys=[key], args=[_seed()])
+            self._unbumped.discard(key)
 
 
 def _text(value: bytes | str) -> str:

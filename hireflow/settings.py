@@ -115,6 +115,8 @@ class Settings(BaseSettings):
     """A session topic's sequence and log expire this long after its last event."""
     rt_bus_heartbeat_s: float = Field(default=2.0, gt=0)
     """Ping on the pub/sub connection; no answer within two intervals means reconnect."""
+    rt_repair_interval_s: float = Field(default=1.0, gt=0)
+    """How often a topic whose publish failed is retried (restarted, resetting its subscribers)."""
 
     metrics_enabled: bool = True
     """Serve Prometheus metrics (not behind Clerk auth)."""

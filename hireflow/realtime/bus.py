@@ -5,7 +5,9 @@ appends the event to the topic's retained log (a Redis stream whose entry id is 
 number) and PUBLISHes it, so every instance sees one order. The log keeps at least
 `rt_retention_events` events and at least `rt_retention_s` of them, up to `rt_log_max_events`.
 A topic's `epoch` names one life of its counter: when Redis loses the counter, a new epoch starts
-and resuming clients are told to reset.
+and resuming clients are told to reset. The same happens, on purpose, when an event could not be
+published (`restart`): its topic's log no longer tells the whole story, so every subscriber and every
+resuming client must start over from a snapshot.
 
 Each web process holds one pub/sub subscription (`listen`), pings it every `rt_bus_heartbeat_s`
 and reconnects when no answer comes; after a reconnect its subscriber repairs what it missed from
@@ -21,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -66,6 +69,17 @@ return {epoch, redis.call('HGET', KEYS[1], 'seq')}
 """
 
 
+_RESTART = """
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[1], 'epoch', ARGV[2], 'seq', 0)
+if tonumber(ARGV[4]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
+redis.call('PUBLISH', ARGV[1], ARGV[3])
+"""
+
+RESTART_TOPIC = "restart_topic"
+"""Control message: every instance resets its subscribers of the topic (a new epoch started)."""
+
+
 @dataclass(frozen=True)
 class BusEvent:
     epoch: str
@@ -96,6 +110,7 @@ class Bus:
         self._settings = settings
         self._publish = redis.register_script(_PUBLISH)
         self._meta = redis.register_script(_META)
+        self._restart = redis.register_script(_RESTART)
 
     def _ttl_s(self, topic: str) -> int:
         return 0 if topic == "lobby" else self._settings.rt_session_topic_ttl_s
@@ -117,6 +132,14 @@ class Bus:
             ],
         )
         return _text(epoch), int(seq)
+
+    async def restart(self, topic: str) -> None:
+        """Start a new epoch of `topic` (an empty log) and tell every instance to reset its subscribers."""
+        notice = orjson.dumps({"type": RESTART_TOPIC, "topic": topic})
+        await self._restart(
+            keys=[keys.RT_META + topic, keys.RT_LOG + topic],
+            args=[keys.RT_CONTROL, secrets.token_hex(6), notice, self._ttl_s(topic)],
+        )
 
     async def meta(self, topic: str) -> tuple[str, int]:
         """The topic's current epoch and last sequence number (starting a new epoch if it has none)."""

@@ -22,7 +22,7 @@ from hireflow.cache import CacheVersions
 from hireflow.errors import NotFound
 from hireflow.realtime import protocol
 from hireflow.realtime.burst import BurstWriter
-from hireflow.realtime.bus import Bus, BusEvent, Listener
+from hireflow.realtime.bus import RESTART_TOPIC, Bus, BusEvent, Listener
 from hireflow.realtime.connection import Connection, Subscription, Sync
 from hireflow.services.sessions import SessionService
 
@@ -171,10 +171,15 @@ class Hub:
             data = orjson.loads(message)
         except orjson.JSONDecodeError:
             return
-        if isinstance(data, dict) and data.get("type") == "disconnect_user" and isinstance(data.get("userId"), str):
+        if not isinstance(data, dict):
+            return
+        if data.get("type") == "disconnect_user" and isinstance(data.get("userId"), str):
             closed = self.close_user(data["userId"], protocol.CLOSE_AUTH, "user deleted")
             if closed:
                 log.info("closed %d connection(s) of deleted user %s", closed, data["userId"])
+        elif data.get("type") == RESTART_TOPIC and isinstance(data.get("topic"), str):
+            self._last.pop(data["topic"], None)
+            self._resync_topic(data["topic"], "epoch")
 
     async def disconnect_user(self, user_id: str) -> None:
         """Close every connection of the user, on every instance (within the bus's latency)."""

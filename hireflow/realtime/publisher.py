@@ -1,11 +1,21 @@
-"""The realtime side of the domain-event seam: every session change is published to its topics."""
+"""The realtime side of the domain-event seam: every session change is published to its topics.
+
+A change is stored before it is published, so a publish can fail (Redis unreachable) after the
+change happened. Its topic then no longer tells the whole story: connected subscribers would never
+learn of the change, and resuming clients would be replayed a log with a hole in it. Such a topic is
+remembered and, as soon as Redis answers again, restarted (`Bus.restart`: a new epoch), which resets
+every subscriber of it on every instance to a fresh snapshot, the change included. Cache version
+bumps that failed with it are retried first, so that no instance takes that snapshot from its cache.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from redis.exceptions import RedisError
 
+from hireflow.cache import CacheVersions
 from hireflow.events import SessionEvent
 from hireflow.realtime import protocol
 from hireflow.realtime.bus import Bus
@@ -16,8 +26,11 @@ log = logging.getLogger(__name__)
 class RealtimeSink:
     """Publishes to `session:<id>` always, and to `lobby` while the session is active (and its end)."""
 
-    def __init__(self, bus: Bus) -> None:
+    def __init__(self, bus: Bus, versions: CacheVersions) -> None:
         self._bus = bus
+        self._versions = versions
+        self._unpublished: set[str] = set()
+        """Topics with an event that could not be published, to restart once Redis answers."""
 
     async def publish(self, event: SessionEvent) -> None:
         body = protocol.event_body(event.kind, event.session)
@@ -26,7 +39,30 @@ class RealtimeSink:
             topics.insert(0, protocol.LOBBY)
         for topic in topics:
             try:
+                if topic in self._unpublished:
+                    await self._restart(topic)  # before anything newer is published to it
                 await self._bus.publish(topic, body)
             except (RedisError, OSError) as exc:
-                # The change is stored; clients that miss it get it from their next snapshot.
-                log.warning("could not publish %s to %s: %r", event.kind, topic, exc)
+                self._unpublished.add(topic)
+                log.warning("could not publish %s to %s; its subscribers will be reset: %r", event.kind, topic, exc)
+
+    async def _restart(self, topic: str) -> None:
+        await self._versions.flush()
+        await self._bus.restart(topic)
+        self._unpublished.discard(topic)
+        log.info("restarted realtime topic %s after a failed publish", topic)
+
+    async def repair(self) -> None:
+        """Retry failed cache version bumps, then restart every topic whose publish failed (raises at
+        the first Redis error)."""
+        await self._versions.flush()
+        for topic in list(self._unpublished):
+            await self._restart(topic)
+
+    async def repair_forever(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.repair()
+            except (RedisError, OSError) as exc:
+                log.debug("realtime topics not repaired yet: %r", exc)

@@ -100,7 +100,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     db = app[K.DB]
     users, session_repo = UserRepo(db), SessionRepo(db)
     bus = Bus(app[K.REDIS], settings)
-    app[K.EVENTS] = FanOut([LoggingSink(), RealtimeSink(bus), JobSink(app[K.QUEUE])])
+    realtime = RealtimeSink(bus, app[K.VERSIONS])
+    app[K.EVENTS] = FanOut([LoggingSink(), realtime, JobSink(app[K.QUEUE])])
     app[K.USERS] = UserDirectory(users, app[K.CLERK], app[K.VERSIONS], cache_max_age_s=settings.cache_max_age_s)
     app[K.SESSIONS] = SessionService(
         session_repo, users, app[K.VERSIONS], app[K.EVENTS], cache_max_age_s=settings.cache_max_age_s
@@ -110,11 +111,13 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[K.METRICS].registry.register(HubCollector(hub))
     app[K.USER_SYNC] = UserSync(users, app[K.USERS], app[K.SESSIONS], session_repo, app[K.QUEUE], hub.disconnect_user)
     listening = asyncio.create_task(listener.run(hub.on_event, hub.on_control, hub.on_reconnect))
+    repairing = asyncio.create_task(realtime.repair_forever(settings.rt_repair_interval_s))
     # Serve once the bus is subscribed (or after a short wait while Redis is down: REST still works).
     await listener.wait_connected(LISTENER_START_TIMEOUT_S)
     yield
     listening.cancel()
-    await asyncio.gather(listening, return_exceptions=True)
+    repairing.cancel()
+    await asyncio.gather(listening, repairing, return_exceptions=True)
     hub.close()
     log.info("realtime hub stats: %s", hub.stats)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -59,14 +60,17 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
         client, db = mongo.connect(settings.db_url, timeout_ms=settings.mongo_timeout_ms)
         await mongo.ensure_indexes(db)
         redis = ctx["redis"]
+        versions = CacheVersions(redis)
+        realtime = RealtimeSink(Bus(redis, settings), versions)
+        ctx["repairing"] = asyncio.create_task(realtime.repair_forever(settings.rt_repair_interval_s))
         ctx["deps"] = WorkerDeps(
             settings=settings,
             mongo=client,
             sessions=SessionRepo(db),
             users=UserRepo(db),
             stream=StreamGateway.from_settings(settings),
-            versions=CacheVersions(redis),
-            events=FanOut([LoggingSink(), RealtimeSink(Bus(redis, settings))]),
+            versions=versions,
+            events=FanOut([LoggingSink(), realtime]),
             locks=SessionLocks(redis, ttl_s=settings.job_timeout_s + LOCK_MARGIN_S),
             throttle=StreamThrottle(redis),
             queue=JobQueue(redis, metrics),
@@ -74,6 +78,10 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
         ctx["metrics_runner"] = await _serve_metrics(metrics, settings)
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
+        repairing: asyncio.Task[None] | None = ctx.get("repairing")
+        if repairing is not None:
+            repairing.cancel()
+            await asyncio.gather(repairing, return_exceptions=True)
         runner = ctx.get("metrics_runner")
         if runner is not None:
             await runner.cleanup()

@@ -14,6 +14,7 @@ from hireflow.realtime.protocol import event_body
 from hireflow.web.app import create_app
 from hireflow.web.appkeys import HUB, REDIS, SETTINGS
 from tests.conftest import Factory, make_settings, serve
+from tests.support.proxy import TcpProxy
 from tests.support.workers import stop_worker
 from tests.support.ws import StuckClient, WsFactory
 
@@ -403,6 +404,49 @@ async def test_redis_restart_resets_instead_of_a_silent_gap(
     finally:
         await app_client.close()
         embedded.stop(redis_proc)
+
+
+async def test_a_change_that_could_not_be_published_resets_its_subscribers(
+    infra, db_name, fake_clerk, redis, mongo, factory: Factory, ws_client: WsFactory
+):
+    """Redis unreachable (but keeping its data) while a session is created: once it answers again,
+    lobby subscribers and resuming clients are reset to a snapshot that has the session."""
+    proxy = await TcpProxy(infra.redis_port).start()
+    settings = make_settings(
+        infra,
+        db_name,
+        *fake_clerk,
+        redis_url=f"redis://127.0.0.1:{proxy.port}/0",
+        rt_bus_heartbeat_s=0.2,
+        rt_repair_interval_s=0.2,
+    )
+    app_client = await serve(create_app(settings))
+    try:
+        host = await factory.user("host")
+        connected = await ws_client(app_client, host.token)
+        before = await connected.subscribe("lobby")
+
+        proxy.cut()
+        await create(app_client, host, "made while Redis was unreachable")  # stored; the publish fails
+        proxy.restore()
+
+        assert await connected.recv_type("reset") == {"type": "reset", "topic": "lobby", "reason": "epoch"}
+        snapshot = await connected.recv_type("snapshot")
+        assert snapshot["epoch"] != before["epoch"]
+        assert [s["problem"] for s in snapshot["sessions"]] == ["made while Redis was unreachable"]
+
+        resumer = await ws_client(app_client, host.token)
+        await resumer.send({"type": "subscribe", "topic": "lobby", "epoch": before["epoch"], "since": before["seq"]})
+        assert await resumer.recv() == {"type": "reset", "topic": "lobby", "reason": "epoch"}
+        assert len((await resumer.recv())["sessions"]) == 1
+
+        await create(app_client, host, "after")
+        for client_ws in (connected, resumer):
+            frame = await client_ws.recv_type("event")
+            assert (frame["session"]["problem"], frame["seq"]) == ("after", snapshot["seq"] + 1)
+    finally:
+        await app_client.close()
+        await proxy.close()
 
 
 async def test_events_missed_while_the_bus_reconnects_are_replayed(

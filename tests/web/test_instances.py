@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from hireflow.web.app import create_app
-from tests.conftest import Factory, serve
+from tests.conftest import Factory, make_settings, serve
+from tests.support.proxy import TcpProxy
+from tests.support.workers import eventually
 
 
 async def test_reads_on_b_see_writes_on_a(client, settings, factory: Factory, redis):
@@ -76,3 +78,40 @@ async def test_user_changes_elsewhere_are_seen(client, factory: Factory, mongo, 
     await r.aclose()
     after = (await (await client.get("/api/sessions/active", headers=host.headers)).json())["sessions"]
     assert after[0]["host"]["name"] == "Renamed"
+
+
+async def test_a_version_bump_that_failed_is_retried(infra, db_name, fake_clerk, client, factory: Factory):
+    """A writes while Redis is unreachable for it only: A reads through meanwhile, and once Redis
+    answers the bump lands and B's cached list shows the write (long before the cache's max age)."""
+    proxy = await TcpProxy(infra.redis_port).start()
+    overrides = {"cache_max_age_s": 600.0, "rt_repair_interval_s": 0.2, "rt_bus_heartbeat_s": 0.2}
+    a = await serve(
+        create_app(
+            make_settings(infra, db_name, *fake_clerk, redis_url=f"redis://127.0.0.1:{proxy.port}/0", **overrides)
+        )
+    )
+    b = client
+    try:
+        host = await factory.user("host")
+
+        async def active(on):
+            resp = await on.get("/api/sessions/active", headers=host.headers)
+            assert resp.status == 200
+            return [s["problem"] for s in (await resp.json())["sessions"]]
+
+        for on in (a, b, a, b):
+            assert await active(on) == []  # cached on both
+        proxy.cut()
+        created = await a.post("/api/sessions", json={"problem": "P", "difficulty": "easy"}, headers=host.headers)
+        assert created.status == 201
+        assert await active(a) == ["P"]  # the writer reads through while its bump is pending
+        assert await active(b) == []  # B cannot know yet
+        proxy.restore()
+
+        async def b_sees_it():
+            return await active(b) == ["P"]
+
+        await eventually(b_sees_it, timeout_s=5)
+    finally:
+        await a.close()
+        await proxy.close()
