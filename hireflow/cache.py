@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from hireflow import keys
+from hireflow.observability import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,9 @@ NO_CACHE = Versions(None, None)
 class CacheVersions:
     """Reads and bumps the Redis version counters."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, metrics: Metrics | None = None) -> None:
         self._redis = redis
+        self._metrics = metrics
         self._bump = redis.register_script(_BUMP)
         self._unbumped: set[str] = set()
         """Version keys whose bump failed: this process's writes that other instances cannot see yet."""
@@ -97,6 +99,8 @@ class CacheVersions:
             await self._bump(keys=[key], args=[_seed()])
         except (RedisError, OSError) as exc:
             self._unbumped.add(key)
+            if self._metrics is not None:
+                self._metrics.deferred_writes.labels("cache_bump").inc()
             log.warning("could not bump %s; reading through until it can be: %s", key, exc)
 
     async def flush(self) -> None:

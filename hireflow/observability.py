@@ -62,6 +62,12 @@ class Metrics:
         self.dependency_errors = Counter(
             "hireflow_dependency_errors", "MongoDB and Redis errors seen by requests", ["dependency"], registry=r
         )
+        self.deferred_writes = Counter(
+            "hireflow_deferred_redis_writes",
+            "Cache version bumps and event publishes that failed after their change was stored (retried)",
+            ["operation"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

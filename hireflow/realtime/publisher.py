@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from hireflow.cache import CacheVersions
 from hireflow.events import SessionEvent
+from hireflow.observability import Metrics
 from hireflow.realtime import protocol
 from hireflow.realtime.bus import Bus
 
@@ -26,9 +27,10 @@ log = logging.getLogger(__name__)
 class RealtimeSink:
     """Publishes to `session:<id>` always, and to `lobby` while the session is active (and its end)."""
 
-    def __init__(self, bus: Bus, versions: CacheVersions) -> None:
+    def __init__(self, bus: Bus, versions: CacheVersions, metrics: Metrics | None = None) -> None:
         self._bus = bus
         self._versions = versions
+        self._metrics = metrics
         self._unpublished: set[str] = set()
         """Topics with an event that could not be published, to restart once Redis answers."""
 
@@ -44,6 +46,8 @@ class RealtimeSink:
                 await self._bus.publish(topic, body)
             except (RedisError, OSError) as exc:
                 self._unpublished.add(topic)
+                if self._metrics is not None:
+                    self._metrics.deferred_writes.labels("publish").inc()
                 log.warning("could not publish %s to %s; its subscribers will be reset: %r", event.kind, topic, exc)
 
     async def _restart(self, topic: str) -> None:

@@ -75,7 +75,7 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     )
     arq = ArqRedis(arq_pool, default_queue_name=keys.QUEUE)
     app[K.REDIS] = redis
-    app[K.VERSIONS] = CacheVersions(redis)
+    app[K.VERSIONS] = CacheVersions(redis, app[K.METRICS])
     app[K.QUEUE] = JobQueue(arq, app[K.METRICS])
     yield
     await arq.aclose()
@@ -100,7 +100,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     db = app[K.DB]
     users, session_repo = UserRepo(db), SessionRepo(db)
     bus = Bus(app[K.REDIS], settings)
-    realtime = RealtimeSink(bus, app[K.VERSIONS])
+    realtime = RealtimeSink(bus, app[K.VERSIONS], app[K.METRICS])
     app[K.EVENTS] = FanOut([LoggingSink(), realtime, JobSink(app[K.QUEUE])])
     app[K.USERS] = UserDirectory(users, app[K.CLERK], app[K.VERSIONS], cache_max_age_s=settings.cache_max_age_s)
     app[K.SESSIONS] = SessionService(

@@ -60,8 +60,8 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
         client, db = mongo.connect(settings.db_url, timeout_ms=settings.mongo_timeout_ms)
         await mongo.ensure_indexes(db)
         redis = ctx["redis"]
-        versions = CacheVersions(redis)
-        realtime = RealtimeSink(Bus(redis, settings), versions)
+        versions = CacheVersions(redis, metrics)
+        realtime = RealtimeSink(Bus(redis, settings), versions, metrics)
         ctx["repairing"] = asyncio.create_task(realtime.repair_forever(settings.rt_repair_interval_s))
         ctx["deps"] = WorkerDeps(
             settings=settings,

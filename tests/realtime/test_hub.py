@@ -428,6 +428,9 @@ async def test_a_change_that_could_not_be_published_resets_its_subscribers(
 
         proxy.cut()
         await create(app_client, host, "made while Redis was unreachable")  # stored; the publish fails
+        metrics = await (await app_client.get("/metrics")).text()
+        assert 'hireflow_deferred_redis_writes_total{operation="publish"} 2.0' in metrics  # lobby + session topic
+        assert 'hireflow_deferred_redis_writes_total{operation="cache_bump"} 1.0' in metrics
         proxy.restore()
 
         assert await connected.recv_type("reset") == {"type": "reset", "topic": "lobby", "reason": "epoch"}
