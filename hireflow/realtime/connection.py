@@ -114,7 +114,8 @@ class Connection:
         self._closer: asyncio.Task[None] | None = None
         self._sending = False
         self.closed = False
-        self._transport = request.transport  # the same object for the socket's life; closing after it
+        # Kept: aiohttp's `request.transport` turns None when the socket closes; this one then says closing.
+        self._transport = request.transport
         self.fd = raw_fd(self._transport)
 
     @property
