@@ -74,7 +74,6 @@ class Connection:
         "_send_timeout_s",
         "_sending",
         "_slow_resets",
-        "_transport",
         "_wake",
         "_writer",
         "closed",
@@ -83,6 +82,7 @@ class Connection:
         "hub",
         "request",
         "subs",
+        "transport",
         "user_id",
         "ws",
     )
@@ -115,12 +115,8 @@ class Connection:
         self._sending = False
         self.closed = False
         # Kept: aiohttp's `request.transport` turns None when the socket closes; this one then says closing.
-        self._transport = request.transport
-        self.fd = raw_fd(self._transport)
-
-    @property
-    def transport(self) -> asyncio.Transport | None:
-        return self.request.transport
+        self.transport = request.transport
+        self.fd = raw_fd(self.transport)
 
     def write_now(self, topic: str, epoch: str, seq: int, wire: bytes) -> int:
         """Write an event's prebuilt frame straight to the socket if this connection can take it now
@@ -130,7 +126,6 @@ class Connection:
         May run on a `BurstWriter` thread while the event loop waits for it: it touches only this
         connection, and its transport only to read its state."""
         sub = self.subs.get(topic)
-        transport = self._transport
         if (
             self.closed
             or self.ws.closed
@@ -138,13 +133,11 @@ class Connection:
             or not sub.live
             or seq != sub.last_seq + 1
             or epoch != sub.epoch
-            or self._queue
-            or self._sending
             or self.fd < 0
-            or transport is None
-            or transport.is_closing()
-            or transport.get_write_buffer_size()
         ):
+            return -1
+        transport = self._idle_transport()
+        if transport is None or transport.get_write_buffer_size():
             return -1
         sub.last_seq = seq
         return write_fd(self.fd, wire)
@@ -188,15 +181,8 @@ class Connection:
         if epoch != sub.epoch or seq != sub.last_seq + 1:
             self._out_of_order(sub, epoch, seq)
             return
-        transport = self.request.transport
-        if (
-            wire is not None
-            and not self._queue
-            and not self._sending
-            and transport is not None
-            and not transport.is_closing()
-            and transport.get_write_buffer_size() < FAST_PATH_MAX_BUFFERED
-        ):
+        transport = self._idle_transport()
+        if wire is not None and transport is not None and transport.get_write_buffer_size() < FAST_PATH_MAX_BUFFERED:
             transport.write(wire)
             sub.last_seq = seq
             return
@@ -246,6 +232,14 @@ class Connection:
         self._slow_resets = [*self._slow_resets[1 - MAX_SLOW_RESETS :], now]
         self.hub.stats.resets_slow += 1
         self.resync(sub, "slow")
+
+    def _idle_transport(self) -> asyncio.Transport | None:
+        """The transport if a frame may be written to it right now: nothing queued or being sent
+        ahead of it, and it is not closing."""
+        transport = self.transport
+        if self._queue or self._sending or transport is None or transport.is_closing():
+            return None
+        return transport
 
     def _notify(self) -> None:
         if self._wake is not None and not self._wake.done():
@@ -297,9 +291,8 @@ class Connection:
             async with asyncio.timeout(CLOSE_TIMEOUT_S):
                 await self.ws.close(code=code, message=reason.encode())
         except (TimeoutError, ConnectionError, RuntimeError):
-            transport = self.request.transport
-            if transport is not None:
-                transport.abort()
+            if self.transport is not None:
+                self.transport.abort()
 
     async def closing(self) -> None:
         """Wait until a close started by `close_soon` has finished."""
