@@ -32,16 +32,24 @@ from hireflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_PUBLISH = """
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if not epoch then
-  epoch = ARGV[5]
+# Every script below starts with this: KEYS[1] is the topic's meta hash (epoch, seq), KEYS[2] its
+# log, ARGV[1] a fresh random epoch. A new epoch always starts with an empty log and seq 0.
+_EPOCH = """
+local function start_epoch()
   redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
+  redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'seq', 0)
+  return ARGV[1]
 end
+"""
+
+# ARGV: epoch, channel, topic, body, now ms, retention ms, retention events, max events, ttl s.
+_PUBLISH = (
+    _EPOCH
+    + """
+local epoch = redis.call('HGET', KEYS[1], 'epoch') or start_epoch()
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-redis.call('XADD', KEYS[2], seq .. '-0', 'b', ARGV[3], 't', ARGV[4])
-local cutoff = tonumber(ARGV[4]) - tonumber(ARGV[6])
+redis.call('XADD', KEYS[2], seq .. '-0', 'b', ARGV[4], 't', ARGV[5])
+local cutoff = tonumber(ARGV[5]) - tonumber(ARGV[6])
 for i = 1, 3 do
   local len = redis.call('XLEN', KEYS[2])
   if len <= tonumber(ARGV[7]) then break end
@@ -53,28 +61,33 @@ if tonumber(ARGV[9]) > 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[9])
   redis.call('EXPIRE', KEYS[2], ARGV[9])
 end
-redis.call('PUBLISH', ARGV[1], epoch .. ' ' .. ARGV[2] .. ' ' .. seq .. ' ' .. ARGV[3])
+redis.call('PUBLISH', ARGV[2], epoch .. ' ' .. ARGV[3] .. ' ' .. seq .. ' ' .. ARGV[4])
 return {epoch, seq}
 """
+)
 
-_META = """
+# ARGV: epoch, ttl s.
+_META = (
+    _EPOCH
+    + """
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
-  epoch = ARGV[1]
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
+  epoch = start_epoch()
   if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 end
 return {epoch, redis.call('HGET', KEYS[1], 'seq')}
 """
+)
 
-
-_RESTART = """
-redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[1], 'epoch', ARGV[2], 'seq', 0)
+# ARGV: epoch, control channel, notice, ttl s.
+_RESTART = (
+    _EPOCH
+    + """
+start_epoch()
 if tonumber(ARGV[4]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
-redis.call('PUBLISH', ARGV[1], ARGV[3])
+redis.call('PUBLISH', ARGV[2], ARGV[3])
 """
+)
 
 RESTART_TOPIC = "restart_topic"
 """Control message: every instance resets its subscribers of the topic (a new epoch started)."""
@@ -120,11 +133,11 @@ class Bus:
         epoch, seq = await self._publish(
             keys=[keys.RT_META + topic, keys.RT_LOG + topic],
             args=[
+                secrets.token_hex(6),
                 keys.RT_EVENTS,
                 topic,
                 body,
                 int(time.time() * 1000),
-                secrets.token_hex(6),
                 int(s.rt_retention_s * 1000),
                 s.rt_retention_events,
                 s.rt_log_max_events,
@@ -138,7 +151,7 @@ class Bus:
         notice = orjson.dumps({"type": RESTART_TOPIC, "topic": topic})
         await self._restart(
             keys=[keys.RT_META + topic, keys.RT_LOG + topic],
-            args=[keys.RT_CONTROL, secrets.token_hex(6), notice, self._ttl_s(topic)],
+            args=[secrets.token_hex(6), keys.RT_CONTROL, notice, self._ttl_s(topic)],
         )
 
     async def meta(self, topic: str) -> tuple[str, int]:
