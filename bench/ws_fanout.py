@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import array
 import asyncio
-import base64
 import os
 import re
 import resource
@@ -44,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.stack import Stack
 from hireflow import embedded
+from tests.support.wsframes import masked_text_frame, upgrade_request
 
 EVENTS = 100
 RATE = 10.0
@@ -56,19 +56,6 @@ def raise_fd_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def _handshake(port: int, token: str) -> bytes:
-    key = base64.b64encode(os.urandom(16)).decode()
-    return (
-        f"GET /api/ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n"
-    ).encode()
-
-
-def _masked(payload: bytes) -> bytes:
-    mask = os.urandom(4)
-    return bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
 def python_client(port: int, token: str, n: int, expected: int, outfile: str, nap_us: int) -> None:
     """The Python twin of bench/wsclient.c (same arguments, same output), for machines without a C
     compiler: N WebSocket clients on raw sockets and one epoll loop, each read scanned for stamps."""
@@ -77,13 +64,13 @@ def python_client(port: int, token: str, n: int, expected: int, outfile: str, na
     for start in range(0, n, 100):
         batch = [socket.create_connection(("127.0.0.1", port)) for _ in range(min(100, n - start))]
         for sock in batch:
-            sock.sendall(_handshake(port, token))
+            sock.sendall(upgrade_request(f"127.0.0.1:{port}", token))
         for sock in batch:
             head = b""
             while b"\r\n\r\n" not in head:
                 head += sock.recv(4096)
             assert head.startswith(b"HTTP/1.1 101"), head[:200]
-            sock.sendall(_masked(b'{"type":"subscribe","topic":"lobby"}'))
+            sock.sendall(masked_text_frame(b'{"type":"subscribe","topic":"lobby"}'))
             sock.setblocking(False)
             socks[sock.fileno()] = sock
     poller = select.epoll()

@@ -17,6 +17,7 @@ from tests.conftest import Factory, make_settings, serve
 from tests.support.proxy import TcpProxy
 from tests.support.workers import stop_worker
 from tests.support.ws import StuckClient, WsFactory
+from tests.support.wsframes import server_frames
 
 
 async def create(client, user, problem="Two Sum"):
@@ -270,36 +271,20 @@ async def test_nothing_follows_the_close_frame(client, factory: Factory):
     try:
         raw.send({"type": "subscribe", "topic": "lobby"})
         received = b""
-        while not any(b'"type":"snapshot"' in payload for _, payload in _frames(received)):
+        while not any(b'"type":"snapshot"' in payload for _, payload in server_frames(received)):
             received += await asyncio.wait_for(raw.reader.read(65536), 5)
         client.app[HUB].close_user(host.doc["clerkId"], 4001, "user deleted")
         await asyncio.sleep(0.05)
         bus = Bus(client.app[REDIS], client.app[SETTINGS])
         for i in range(3):
             await bus.publish("lobby", event_body("session.created", {"_id": "0" * 24, "n": i}))
-        frames = _frames(received + await raw.read_all(timeout_s=1.0))
+        frames = server_frames(received + await raw.read_all(timeout_s=1.0))
         closes = [i for i, (opcode, _) in enumerate(frames) if opcode == 0x8]
         assert closes, frames
         assert frames[closes[0]][1][:2] == (4001).to_bytes(2, "big")
         assert closes[0] == len(frames) - 1, f"frames after the close frame: {frames[closes[0] + 1 :]}"
     finally:
         raw.close()
-
-
-def _frames(data: bytes) -> list[tuple[int, bytes]]:
-    """(opcode, payload) of each complete unmasked server frame in `data`."""
-    frames, i = [], 0
-    while i + 2 <= len(data):
-        opcode, size, i = data[i] & 0x0F, data[i + 1] & 0x7F, i + 2
-        if size == 126:
-            size, i = int.from_bytes(data[i : i + 2], "big"), i + 2
-        elif size == 127:
-            size, i = int.from_bytes(data[i : i + 8], "big"), i + 8
-        if i + size > len(data):
-            break
-        frames.append((opcode, data[i : i + size]))
-        i += size
-    return frames
 
 
 def _rss_kib() -> int:

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient
 from hireflow.settings import Settings
 from hireflow.web.app import create_app
 from tests.conftest import ORIGIN, serve
+from tests.support.wsframes import masked_text_frame, upgrade_request
 
 RECV_TIMEOUT_S = 5.0
 
@@ -127,32 +128,18 @@ class StuckClient:
 
     @classmethod
     async def connect(cls, app_client: TestClient, token: str) -> StuckClient:
-        import base64
-        import os
-
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.setblocking(False)
         await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", app_client.port or 0))
         reader, writer = await asyncio.open_connection(sock=sock)
-        key = base64.b64encode(os.urandom(16)).decode()
-        writer.write(
-            (
-                "GET /api/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n"
-            ).encode()
-        )
+        writer.write(upgrade_request("127.0.0.1", token))
         head = await reader.readuntil(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 101"), head
         return cls(reader, writer)
 
     def send(self, message: dict[str, Any]) -> None:
-        import os
-
-        payload, mask = orjson.dumps(message), os.urandom(4)
-        assert len(payload) < 126
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.writer.write(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+        self.writer.write(masked_text_frame(orjson.dumps(message)))
 
     async def read_all(self, timeout_s: float) -> bytes:
         """Everything the server sent, until it closes the connection or `timeout_s` passes."""
