@@ -27,7 +27,7 @@ from typing import Generic, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from hireflow import keys
+from hireflow import keys, replies
 from hireflow.observability import Metrics
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class CacheVersions:
         except (RedisError, OSError) as exc:
             log.warning("cache versions unavailable, reading through: %s", exc)
             return NO_CACHE
-        return Versions(_text(users), _text(sessions))
+        return Versions(replies.text(users), replies.text(sessions))
 
     async def bump(self, key: str) -> None:
         """Invalidate every instance's entries for one collection. Never raises: the write it follows stands."""
@@ -108,10 +108,6 @@ class CacheVersions:
         for key in list(self._unbumped):
             await self._bump(keys=[key], args=[_seed()])
             self._unbumped.discard(key)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class LocalCache(Generic[T]):

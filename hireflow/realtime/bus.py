@@ -27,7 +27,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from hireflow import keys
+from hireflow import keys, replies
 from hireflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -101,16 +101,8 @@ class BusEvent:
     body: bytes
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _bytes(value: bytes | str) -> bytes:
-    return value if isinstance(value, bytes) else value.encode()
-
-
 def parse_message(data: bytes | str) -> BusEvent:
-    raw = _bytes(data)
+    raw = replies.data(data)
     epoch, topic, seq, body = raw.split(b" ", 3)
     return BusEvent(epoch.decode(), topic.decode(), int(seq), body)
 
@@ -144,7 +136,7 @@ class Bus:
                 self._ttl_s(topic),
             ],
         )
-        return _text(epoch), int(seq)
+        return replies.text(epoch), int(seq)
 
     async def restart(self, topic: str) -> None:
         """Start a new epoch of `topic` (an empty log) and tell every instance to reset its subscribers."""
@@ -159,7 +151,7 @@ class Bus:
         epoch, seq = await self._meta(
             keys=[keys.RT_META + topic, keys.RT_LOG + topic], args=[secrets.token_hex(6), self._ttl_s(topic)]
         )
-        return _text(epoch), int(seq)
+        return replies.text(epoch), int(seq)
 
     async def replay(self, topic: str, after: int, upto: int) -> list[tuple[int, bytes]] | None:
         """Events `after+1 … upto` in order, or None when some of them are no longer retained."""
@@ -167,7 +159,7 @@ class Bus:
             return []
         entries = await self._redis.xrange(keys.RT_LOG + topic, min=f"{after + 1}-0", max=f"{upto}-0")
         events = [
-            (int(_text(entry_id).split("-")[0]), _bytes(fields[b"b"] if b"b" in fields else fields["b"]))
+            (int(replies.text(entry_id).split("-")[0]), replies.data(fields[b"b"] if b"b" in fields else fields["b"]))
             for entry_id, fields in entries
         ]
         if len(events) != upto - after or (events and events[0][0] != after + 1):
@@ -237,12 +229,12 @@ class Listener:
                 now = time.monotonic()
                 if message is not None:
                     last_heard = now
-                    kind, channel = message["type"], _text(message["channel"])
+                    kind, channel = message["type"], replies.text(message["channel"])
                     if kind in ("message", b"message"):
                         if channel == keys.RT_EVENTS:
                             await on_event(parse_message(message["data"]))
                         elif channel == keys.RT_CONTROL:
-                            await on_control(_bytes(message["data"]))
+                            await on_control(replies.data(message["data"]))
                 if now >= next_ping:
                     await pubsub.ping()
                     next_ping = now + self._heartbeat_s
