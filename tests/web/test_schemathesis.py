@@ -7,6 +7,7 @@ import asyncio
 import subprocess
 import sys
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -18,18 +19,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 
 
-def _wait_for_port(port: int) -> None:
-    import socket
-    import time
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("the server did not start")
+def _start_web(env: dict[str, str], cwd: Path, log: IO[bytes]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "run_web.py")], env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT
+    )
 
 
 @pytest.mark.timeout(240)
@@ -39,11 +32,9 @@ async def test_schemathesis_finds_no_server_errors_and_no_schema_violations(sett
     port = embedded.free_port()
     env = {**settings_env(settings), "PORT": str(port), "CLERK_WEBHOOK_SECRET": "whsec_" + "A" * 32}
     log = (tmp_path / "web.log").open("wb")
-    server = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "run_web.py"), env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
-    )
+    server = _start_web(env, tmp_path, log)
     try:
-        await asyncio.to_thread(_wait_for_port, port)
+        await asyncio.to_thread(embedded.wait_for_port, port, server)
         run = await asyncio.create_subprocess_exec(
             str(SCHEMATHESIS),
             "run",
@@ -68,8 +59,7 @@ async def test_schemathesis_finds_no_server_errors_and_no_schema_violations(sett
         output, _ = await run.communicate()
         assert run.returncode == 0, output.decode(errors="replace")[-8000:]
     finally:
-        server.terminate()
-        await server.wait()
+        await asyncio.to_thread(embedded.stop, server)
         log.close()
     # aiohttp itself logs the requests its HTTP parser refuses with 400 (schemathesis probes a NUL in a
     # header); what must never appear is our middleware's record of an unexpected error (a 500).
