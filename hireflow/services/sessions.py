@@ -128,14 +128,14 @@ class SessionService:
                 continue
         else:
             raise Conflict("Could not allocate a call id, please retry")
-        return await self._changed(doc, {host["_id"]: host}, "session.created", "created")
+        return await self.announce(doc, "session.created", "created", {host["_id"]: host})
 
     async def join(self, raw_id: str, user: Document) -> SessionJson:
         session_id, user_id = _session_id(raw_id), user["_id"]
         for _attempt in range(_RACE_RETRIES):
             doc = await self._sessions.set_participant(session_id, user_id)
             if doc is not None:
-                return await self._changed(doc, {user_id: user}, "session.updated", "joined")
+                return await self.announce(doc, "session.updated", "joined", {user_id: user})
             current = await self._sessions.get(session_id)
             if current is None:
                 raise NotFound("Session not found")
@@ -154,7 +154,7 @@ class SessionService:
         for _attempt in range(_RACE_RETRIES):
             doc = await self._sessions.complete(session_id, user_id)
             if doc is not None:
-                return await self._changed(doc, {user_id: user}, "session.ended", "ended")
+                return await self.announce(doc, "session.ended", "ended", {user_id: user})
             current = await self._sessions.get(session_id)
             if current is None:
                 raise NotFound("Session not found")
@@ -164,9 +164,11 @@ class SessionService:
                 raise BadRequest("Session is already completed")
         raise BadRequest("Session is already completed")
 
-    async def _changed(
-        self, doc: Document, known: dict[ObjectId, Document], kind: EventKind, cause: str
+    async def announce(
+        self, doc: Document, kind: EventKind, cause: str, known: dict[ObjectId, Document] | None = None
     ) -> SessionJson:
+        """After a session was written (here, or by a worker): invalidate cached reads everywhere, then
+        publish the domain event with its new JSON; `known` are users already at hand."""
         await self._versions.bump(keys.SESSIONS_VERSION)
         view = (await self._populate([doc], known))[0]
         await self._events.publish(SessionEvent(kind=kind, session=view, cause=cause))

@@ -16,6 +16,7 @@ from hireflow.observability import Metrics, serve_metrics
 from hireflow.queue import DELETE_STREAM_USER, SYNC_SESSION, UPSERT_STREAM_USER, JobQueue
 from hireflow.realtime.bus import Bus
 from hireflow.realtime.publisher import RealtimeSink
+from hireflow.services.sessions import SessionService
 from hireflow.settings import Settings
 from hireflow.store import mongo
 from hireflow.store.sessions import SessionRepo
@@ -63,14 +64,15 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
         versions = CacheVersions(redis, metrics)
         realtime = RealtimeSink(Bus(redis, settings), versions, metrics)
         ctx["repairing"] = asyncio.create_task(realtime.repair_forever(settings.rt_repair_interval_s))
+        sessions, users = SessionRepo(db), UserRepo(db)
+        events = FanOut([LoggingSink(), realtime])
         ctx["deps"] = WorkerDeps(
             settings=settings,
             mongo=client,
-            sessions=SessionRepo(db),
-            users=UserRepo(db),
+            sessions=sessions,
+            service=SessionService(sessions, users, versions, events, cache_max_age_s=settings.cache_max_age_s),
+            users=users,
             stream=StreamGateway.from_settings(settings),
-            versions=versions,
-            events=FanOut([LoggingSink(), realtime]),
             locks=SessionLocks(redis, ttl_s=settings.job_timeout_s + LOCK_MARGIN_S),
             throttle=StreamThrottle(redis),
             queue=JobQueue(redis, metrics),

@@ -7,9 +7,8 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from hireflow.cache import CacheVersions
-from hireflow.events import EventSink
 from hireflow.queue import JobQueue
+from hireflow.services.sessions import SessionService
 from hireflow.settings import Settings
 from hireflow.store.mongo import Document
 from hireflow.store.sessions import SessionRepo
@@ -24,11 +23,11 @@ class WorkerDeps:
     settings: Settings
     mongo: AsyncMongoClient[Document]
     sessions: SessionRepo
+    service: SessionService
+    """The same session rules as the web process; jobs use it to announce a change they wrote."""
     users: UserRepo
     stream: StreamGateway | None
     """None when Stream is not configured (development): sessions are marked `disabled`."""
-    versions: CacheVersions
-    events: EventSink
     locks: SessionLocks
     throttle: StreamThrottle
     queue: JobQueue

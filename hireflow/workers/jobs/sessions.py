@@ -16,9 +16,6 @@ from typing import Any
 from arq import Retry
 from bson import ObjectId
 
-from hireflow import keys
-from hireflow.events import SessionEvent
-from hireflow.services.sessions import session_json
 from hireflow.store.mongo import Document
 from hireflow.store.sessions import StreamStatus, parse_id
 from hireflow.stream.gateway import StreamGateway, StreamRejected, StreamUser
@@ -97,9 +94,5 @@ async def _record(d: WorkerDeps, oid: ObjectId, synced: Document, target: Stream
     updated, changed = await d.sessions.set_stream_status(
         oid, synced_rev=synced.get("rev", 0), status=target, error=error
     )
-    if updated is None or not changed:
-        return
-    await d.versions.bump(keys.SESSIONS_VERSION)
-    users = await d.users.by_ids(u for u in (updated["host"], updated.get("participant")) if u is not None)
-    view = session_json(updated, users)
-    await d.events.publish(SessionEvent(kind="session.updated", session=view, cause=f"stream.{target}"))
+    if updated is not None and changed:
+        await d.service.announce(updated, "session.updated", f"stream.{target}")
