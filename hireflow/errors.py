@@ -42,6 +42,13 @@ class Conflict(HireFlowError):
     code = "conflict"
 
 
+class Unprocessable(HireFlowError):
+    """Well-formed but contradicting an earlier request (an Idempotency-Key reused with another body)."""
+
+    status = 422
+    code = "unprocessable"
+
+
 class PayloadTooLarge(HireFlowError):
     status = 413
     code = "payload_too_large"

@@ -24,6 +24,10 @@ class SessionEvent:
     session: dict[str, Any]
     cause: str
     """What happened: `created`, `joined`, `ended`, or a `streamStatus` change."""
+    ev: int = 0
+    """The session's change counter after this change (0: unknown). Publishers drop an event whose `ev`
+    is not newer than the last one published for the session, so a late or repeated announcement
+    (the reconciler draining an outbox the request also published) never overwrites newer state."""
 
     @property
     def session_id(self) -> str:
@@ -31,13 +35,15 @@ class SessionEvent:
 
 
 class EventSink(Protocol):
-    async def publish(self, event: SessionEvent) -> None:
-        """Deliver the event. Must not raise: the change it describes is already stored."""
+    async def publish(self, event: SessionEvent) -> bool:
+        """Deliver the event; True once delivered, False when it could not be (it will be announced
+        again from the session's outbox). Must not raise: the change it describes is already stored."""
 
 
 class LoggingSink:
-    async def publish(self, event: SessionEvent) -> None:
+    async def publish(self, event: SessionEvent) -> bool:
         log.info("domain event %s (%s) session=%s", event.kind, event.cause, event.session_id)
+        return True
 
 
 class FanOut:
@@ -46,9 +52,13 @@ class FanOut:
     def __init__(self, sinks: Sequence[EventSink]) -> None:
         self._sinks = list(sinks)
 
-    async def publish(self, event: SessionEvent) -> None:
+    async def publish(self, event: SessionEvent) -> bool:
+        """True when every sink delivered."""
+        delivered = True
         for sink in self._sinks:
             try:
-                await sink.publish(event)
+                delivered = await sink.publish(event) and delivered
             except Exception:
                 log.exception("event sink %s failed for %s", type(sink).__name__, event.kind)
+                delivered = False
+        return delivered

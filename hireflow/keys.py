@@ -27,3 +27,6 @@ RT_META = PREFIX + "rt:meta:"
 RT_LOG = PREFIX + "rt:log:"
 RT_EVENTS = PREFIX + "rt:events"
 RT_CONTROL = PREFIX + "rt:control"
+# Per session: a hash {topic: ev} of the last change published to each of its topics, so that a late or
+# repeated announcement of an older change is dropped (see SessionEvent.ev).
+RT_GATE = PREFIX + "rt:gate:"

@@ -71,6 +71,9 @@ class JobSink:
     def __init__(self, queue: JobQueue) -> None:
         self._queue = queue
 
-    async def publish(self, event: SessionEvent) -> None:
+    async def publish(self, event: SessionEvent) -> bool:
         if event.cause in ("created", "joined", "ended"):
             await self._queue.sync_session(event.session_id, event.cause)
+        # A lost enqueue is not retried from the outbox: the session's `streamDirty` flag already makes
+        # the reconciler enqueue it (workers/reconcile.py).
+        return True

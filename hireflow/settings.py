@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     """How often the reconciler runs (seconds; should divide 60)."""
     reconcile_after_s: float = Field(default=30.0, ge=0)
     """A session whose Stream resources lag its state for this long is re-enqueued by the reconciler."""
+    announce_after_s: float = Field(default=5.0, ge=0)
+    """A stored change not published after this long is announced by the reconciler (its outbox)."""
+    startup_timeout_s: float = Field(default=120.0, gt=0)
+    """How long start-up waits for MongoDB and Redis (with backoff) before giving up."""
 
     ws_auth_timeout_s: float = Field(default=10.0, gt=0)
     """A WebSocket that has not authenticated within this time is closed with 4001."""

@@ -113,6 +113,8 @@ def make_settings(infra: Infra, db_name: str, clerk: FakeClerk, clerk_url: str, 
         "stream_api_key": "stream-key",
         "stream_api_secret": "stream-secret-" + "x" * 20,
         "clerk_timeout_s": 2.0,
+        # Tests that start an app against a dead Redis on purpose should not wait the default 120 s.
+        "startup_timeout_s": 2.0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

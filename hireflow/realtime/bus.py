@@ -42,10 +42,18 @@ local function start_epoch()
 end
 """
 
-# ARGV: epoch, channel, topic, body, now ms, retention ms, retention events, max events, ttl s.
+# ARGV: epoch, channel, topic, body, now ms, retention ms, retention events, max events, ttl s, and,
+# with a gate (KEYS[3], the session's hash of the last change published per topic), the change's ev and
+# the gate's ttl s. An event not newer than the gate's entry for this topic is dropped: seq -1.
 _PUBLISH = (
     _EPOCH
     + """
+if KEYS[3] then
+  local last = tonumber(redis.call('HGET', KEYS[3], ARGV[3]) or '0')
+  if tonumber(ARGV[10]) <= last then return {redis.call('HGET', KEYS[1], 'epoch') or '', -1} end
+  redis.call('HSET', KEYS[3], ARGV[3], ARGV[10])
+  redis.call('EXPIRE', KEYS[3], ARGV[11])
+end
 local epoch = redis.call('HGET', KEYS[1], 'epoch') or start_epoch()
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('XADD', KEYS[2], seq .. '-0', 'b', ARGV[4], 't', ARGV[5])
@@ -120,10 +128,17 @@ class Bus:
     def _ttl_s(self, topic: str) -> int:
         return 0 if topic == "lobby" else self._settings.rt_session_topic_ttl_s
 
-    async def publish(self, topic: str, body: bytes) -> tuple[str, int]:
+    async def publish(self, topic: str, body: bytes, gate: tuple[str, int] | None = None) -> tuple[str, int]:
+        """Publish `body` to `topic`: its (epoch, seq), or seq -1 when `gate` = (session id, ev) shows
+        that a change at least as new was already published to this topic."""
         s = self._settings
+        topic_keys = [keys.RT_META + topic, keys.RT_LOG + topic]
+        gate_args: list[str | int] = []
+        if gate is not None and gate[1] > 0:
+            topic_keys.append(keys.RT_GATE + gate[0])
+            gate_args = [gate[1], s.rt_session_topic_ttl_s]
         epoch, seq = await self._publish(
-            keys=[keys.RT_META + topic, keys.RT_LOG + topic],
+            keys=topic_keys,
             args=[
                 secrets.token_hex(6),
                 keys.RT_EVENTS,
@@ -134,6 +149,7 @@ class Bus:
                 s.rt_retention_events,
                 s.rt_log_max_events,
                 self._ttl_s(topic),
+                *gate_args,
             ],
         )
         return replies.text(epoch), int(seq)

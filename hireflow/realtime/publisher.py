@@ -34,21 +34,25 @@ class RealtimeSink:
         self._unpublished: set[str] = set()
         """Topics with an event that could not be published, to restart once Redis answers."""
 
-    async def publish(self, event: SessionEvent) -> None:
+    async def publish(self, event: SessionEvent) -> bool:
+        """True when every topic got the event (or already had a newer one)."""
         body = protocol.event_body(event.kind, event.session)
         topics = [protocol.session_topic(event.session_id)]
         if event.kind == "session.ended" or event.session.get("status") == "active":
             topics.insert(0, protocol.LOBBY)
+        delivered = True
         for topic in topics:
             try:
                 if topic in self._unpublished:
                     await self._restart(topic)  # before anything newer is published to it
-                await self._bus.publish(topic, body)
+                await self._bus.publish(topic, body, (event.session_id, event.ev))
             except (RedisError, OSError) as exc:
+                delivered = False
                 self._unpublished.add(topic)
                 if self._metrics is not None:
                     self._metrics.deferred_writes.labels("publish").inc()
                 log.warning("could not publish %s to %s; its subscribers will be reset: %r", event.kind, topic, exc)
+        return delivered
 
     async def _restart(self, topic: str) -> None:
         await self._versions.flush()

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import secrets
 from typing import Any, cast
 
+import orjson
 from bson import ObjectId
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from hireflow import keys
 from hireflow.cache import CacheVersions, LocalCache, Versions
 from hireflow.errors import BadRequest, Conflict, Forbidden, NotFound
-from hireflow.events import EventKind, EventSink, SessionEvent
+from hireflow.events import EventSink, SessionEvent
+from hireflow.store.idempotency import IdempotencyRepo
 from hireflow.store.mongo import Document
-from hireflow.store.sessions import DIFFICULTIES, Difficulty, SessionRepo, parse_id
+from hireflow.store.sessions import DIFFICULTIES, Difficulty, SessionRepo, StreamStatus, parse_id
 from hireflow.store.users import UserRepo, public_user
 from hireflow.timeutil import iso
+
+log = logging.getLogger(__name__)
 
 MAX_PROBLEM_CHARS = 200
 _MAX_CACHED_SESSIONS = 10_000
@@ -75,8 +81,13 @@ class SessionService:
         events: EventSink,
         *,
         cache_max_age_s: float,
+        idempotency: IdempotencyRepo | None = None,
+        stream_enabled: bool = True,
     ) -> None:
         self._sessions = sessions
+        self._idempotency = idempotency
+        # Without Stream no worker will ever provision the session: say so from its first response.
+        self._initial_stream_status: StreamStatus = "pending" if stream_enabled else "disabled"
         self._users = users
         self._versions = versions
         self._events = events
@@ -112,30 +123,51 @@ class SessionService:
 
     # Writes: one atomic MongoDB statement each, then a version bump and one domain event.
 
-    async def create(self, host: Document, body: object) -> SessionJson:
+    async def create(self, host: Document, body: object, idempotency_key: str | None = None) -> SessionJson:
+        """Store a new session and announce it. Its `_id` is chosen before anything is written, so a
+        retried insert whose first attempt landed, or a retried request with the same Idempotency-Key,
+        answers with the one stored session instead of storing a second."""
         problem, difficulty = validate_new_session(body)
+        session_id = ObjectId()
+        if idempotency_key is not None:
+            if self._idempotency is None:
+                raise RuntimeError("SessionService built without an IdempotencyRepo")
+            fingerprint = hashlib.sha256(orjson.dumps([problem, difficulty])).hexdigest()
+            claimed = await self._idempotency.claim(host["_id"], idempotency_key, fingerprint, session_id)
+            if claimed != session_id:
+                earlier = await self._sessions.get(claimed)
+                if earlier is not None:
+                    return (await self._populate([earlier], {host["_id"]: host}))[0]
+                session_id = claimed  # the first request claimed the key but never stored its session
+        doc = await self._insert(session_id, problem, difficulty, host["_id"])
+        return await self.announce(doc, {host["_id"]: host})
+
+    async def _insert(self, session_id: ObjectId, problem: str, difficulty: Difficulty, host: ObjectId) -> Document:
         for _attempt in range(_RACE_RETRIES):
             try:
-                doc = await self._sessions.insert(
+                return await self._sessions.insert(
+                    session_id=session_id,
                     problem=problem,
                     difficulty=difficulty,
-                    host=host["_id"],
+                    host=host,
                     call_id=new_call_id(),
-                    stream_status="pending",
+                    stream_status=self._initial_stream_status,
                 )
-                break
-            except DuplicateKeyError:  # a callId collision: 2**-128, but never a 500
-                continue
-        else:
-            raise Conflict("Could not allocate a call id, please retry")
-        return await self.announce(doc, "session.created", "created", {host["_id"]: host})
+            except DuplicateKeyError:
+                existing = await self._sessions.get(session_id)
+                if existing is not None and existing["host"] == host:
+                    return existing  # ours: an earlier attempt (a driver retry, the same key) landed
+                if existing is not None:
+                    raise Conflict("Could not allocate a session id, please retry") from None
+                # else a callId collision (2**-128, but never a 500): draw another
+        raise Conflict("Could not allocate a call id, please retry")
 
     async def join(self, raw_id: str, user: Document) -> SessionJson:
         session_id, user_id = _session_id(raw_id), user["_id"]
         for _attempt in range(_RACE_RETRIES):
             doc = await self._sessions.set_participant(session_id, user_id)
             if doc is not None:
-                return await self.announce(doc, "session.updated", "joined", {user_id: user})
+                return await self.announce(doc, {user_id: user})
             current = await self._sessions.get(session_id)
             if current is None:
                 raise NotFound("Session not found")
@@ -154,7 +186,7 @@ class SessionService:
         for _attempt in range(_RACE_RETRIES):
             doc = await self._sessions.complete(session_id, user_id)
             if doc is not None:
-                return await self.announce(doc, "session.ended", "ended", {user_id: user})
+                return await self.announce(doc, {user_id: user})
             current = await self._sessions.get(session_id)
             if current is None:
                 raise NotFound("Session not found")
@@ -164,14 +196,27 @@ class SessionService:
                 raise BadRequest("Session is already completed")
         raise BadRequest("Session is already completed")
 
-    async def announce(
-        self, doc: Document, kind: EventKind, cause: str, known: dict[ObjectId, Document] | None = None
-    ) -> SessionJson:
-        """After a session was written (here, or by a worker): invalidate cached reads everywhere, then
-        publish the domain event with its new JSON; `known` are users already at hand."""
+    async def announce(self, doc: Document, known: dict[ObjectId, Document] | None = None) -> SessionJson:
+        """After a session was written with an outbox (here, by a worker, or found by the reconciler):
+        invalidate cached reads everywhere, publish the domain event with the session's new JSON, and
+        clear the outbox once every sink delivered it. `known` are users already at hand.
+
+        If this process loses Redis, its reply, or its life before the outbox is cleared, the reconciler
+        announces the change again; publishers drop the repeat if the first one did get through."""
         await self._versions.bump(keys.SESSIONS_VERSION)
         view = (await self._populate([doc], known))[0]
-        await self._events.publish(SessionEvent(kind=kind, session=view, cause=cause))
+        outbox = doc.get("outbox") or {}
+        event = SessionEvent(
+            kind=outbox.get("kind", "session.updated"),
+            session=view,
+            cause=outbox.get("cause", "reconciled"),
+            ev=doc.get("ev", 0),
+        )
+        if await self._events.publish(event) and "outbox" in doc:
+            try:
+                await self._sessions.mark_announced(doc["_id"], doc["ev"])
+            except PyMongoError as exc:  # the change stands and was published; the reconciler repeats it
+                log.warning("session %s: outbox not cleared: %r", doc["_id"], exc)
         return view
 
     async def _populate(self, docs: list[Document], known: dict[ObjectId, Document] | None = None) -> list[SessionJson]:

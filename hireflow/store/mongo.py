@@ -33,6 +33,13 @@ SESSION_INDEXES = [
         name="participant_status_recent",
     ),
     IndexModel([("streamDirty", ASCENDING), ("updatedAt", ASCENDING)], name="streamDirty_updated"),
+    IndexModel([("outbox.at", ASCENDING)], name="outbox_at"),
+]
+
+# Idempotency-Key records expire a day after they were made (the key may then be used again).
+IDEMPOTENCY_TTL_S = 24 * 3600
+IDEMPOTENCY_INDEXES = [
+    IndexModel([("createdAt", ASCENDING)], expireAfterSeconds=IDEMPOTENCY_TTL_S, name="createdAt_ttl"),
 ]
 
 
@@ -54,3 +61,4 @@ async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
     """Create every index; a no-op when they already exist, so every process may call it at start-up."""
     await db.users.create_indexes(USER_INDEXES)
     await db.sessions.create_indexes(SESSION_INDEXES)
+    await db.idempotency_keys.create_indexes(IDEMPOTENCY_INDEXES)

@@ -10,6 +10,7 @@ from bson.errors import InvalidId
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
+from hireflow.events import EventKind
 from hireflow.store.mongo import Document
 from hireflow.timeutil import utcnow
 
@@ -19,6 +20,11 @@ StreamStatus = Literal["pending", "ready", "failed", "deleted", "disabled"]
 
 LIST_LIMIT = 20
 _RECENT_FIRST = [("createdAt", DESCENDING), ("_id", DESCENDING)]
+
+
+def _outbox(kind: EventKind, cause: str) -> Document:
+    """The announcement a write owes: stored with the change itself, cleared once it was published."""
+    return {"kind": kind, "cause": cause, "at": utcnow()}
 
 
 def parse_id(value: str) -> ObjectId | None:
@@ -38,14 +44,18 @@ class SessionRepo:
     async def insert(
         self,
         *,
+        session_id: ObjectId,
         problem: str,
         difficulty: Difficulty,
         host: ObjectId,
         call_id: str,
         stream_status: StreamStatus,
     ) -> Document:
+        """Insert with ids chosen by the caller, so that an insert retried after a lost reply is
+        recognised (DuplicateKeyError on `_id`) instead of stored twice."""
         now = utcnow()
         doc: Document = {
+            "_id": session_id,
             "problem": problem,
             "difficulty": difficulty,
             "host": host,
@@ -61,9 +71,12 @@ class SessionRepo:
             "rev": 1,
             "streamDirty": True,
             "streamError": None,
+            # Announcement bookkeeping: `ev` counts the changes that are announced (events carry it,
+            # so a stale or repeated announcement is dropped); `outbox` is the one not yet published.
+            "ev": 1,
+            "outbox": _outbox("session.created", "created"),
         }
-        result = await self._sessions.insert_one(doc)
-        doc["_id"] = result.inserted_id
+        await self._sessions.insert_one(doc)
         return doc
 
     async def get(self, session_id: ObjectId) -> Document | None:
@@ -90,7 +103,15 @@ class SessionRepo:
         """Atomically make `user_id` the participant of an active, empty session they do not host."""
         return await self._sessions.find_one_and_update(
             {"_id": session_id, "status": "active", "host": {"$ne": user_id}, "participant": None},
-            {"$set": {"participant": user_id, "updatedAt": utcnow(), "streamDirty": True}, "$inc": {"rev": 1}},
+            {
+                "$set": {
+                    "participant": user_id,
+                    "updatedAt": utcnow(),
+                    "streamDirty": True,
+                    "outbox": _outbox("session.updated", "joined"),
+                },
+                "$inc": {"rev": 1, "ev": 1},
+            },
             return_document=ReturnDocument.AFTER,
         )
 
@@ -100,8 +121,14 @@ class SessionRepo:
         return await self._sessions.find_one_and_update(
             {"_id": session_id, "host": host_id, "status": "active"},
             {
-                "$set": {"status": "completed", "endedAt": now, "updatedAt": now, "streamDirty": True},
-                "$inc": {"rev": 1},
+                "$set": {
+                    "status": "completed",
+                    "endedAt": now,
+                    "updatedAt": now,
+                    "streamDirty": True,
+                    "outbox": _outbox("session.ended", "ended"),
+                },
+                "$inc": {"rev": 1, "ev": 1},
             },
             return_document=ReturnDocument.AFTER,
         )
@@ -112,26 +139,42 @@ class SessionRepo:
 
     async def set_stream_status(
         self, session_id: ObjectId, *, synced_rev: int, status: StreamStatus, error: str | None = None
-    ) -> tuple[Document | None, bool]:
-        """Record what a sync achieved: the new `streamStatus` (and error), and clear `streamDirty`
-        if nothing changed since the sync read `synced_rev`. Returns the document and whether the
-        status changed."""
-        fields = {"streamStatus": status, "streamError": error}
-        # Usually one atomic statement; if the session changed since the sync read it, the status is
-        # still recorded but `streamDirty` stays set so that the change gets its own sync.
-        before = await self._sessions.find_one_and_update(
-            {"_id": session_id, "rev": synced_rev},
-            {"$set": {**fields, "streamDirty": False}},
-            return_document=ReturnDocument.BEFORE,
+    ) -> Document | None:
+        """Record what a sync achieved: the new `streamStatus` (and error), and clear `streamDirty` if
+        nothing changed since the sync read `synced_rev`. Returns the document when the status changed
+        (a change to announce, written with its outbox), else None."""
+        fields: Document = {
+            "streamStatus": status,
+            "streamError": error,
+            "outbox": _outbox("session.updated", f"stream.{status}"),
+        }
+        change = {"$set": fields, "$inc": {"ev": 1}}
+        # Usually one atomic statement: a new status, and nothing changed since the sync read the session.
+        synced = {"_id": session_id, "rev": synced_rev}
+        changed = await self._sessions.find_one_and_update(
+            {**synced, "streamStatus": {"$ne": status}},
+            {"$set": {**fields, "streamDirty": False}, "$inc": {"ev": 1}},
+            return_document=ReturnDocument.AFTER,
         )
-        if before is None:
-            before = await self._sessions.find_one_and_update(
-                {"_id": session_id}, {"$set": fields}, return_document=ReturnDocument.BEFORE
-            )
-        if before is None:
-            return None, False
-        after = {**before, "streamStatus": status, "streamError": error}
-        return after, before.get("streamStatus") != status
+        if changed is not None:
+            return changed
+        # Else the status (if new) is recorded first, then `streamDirty` cleared if the session is still
+        # at the synced rev; if it changed meanwhile, the flag stays set so the change gets its own sync.
+        changed = await self._sessions.find_one_and_update(
+            {"_id": session_id, "streamStatus": {"$ne": status}}, change, return_document=ReturnDocument.AFTER
+        )
+        await self._sessions.update_one(synced, {"$set": {"streamDirty": False, "streamError": error}})
+        return changed
+
+    async def mark_announced(self, session_id: ObjectId, ev: int) -> None:
+        """Clear the outbox of change `ev`; a newer change keeps its own outbox."""
+        await self._sessions.update_one({"_id": session_id, "ev": ev}, {"$unset": {"outbox": ""}})
+
+    async def unannounced(self, older_than: datetime, limit: int = 500) -> list[Document]:
+        """Sessions with a change stored before `older_than` that was never published (its writer lost
+        Redis, or its reply, or died)."""
+        cursor = self._sessions.find({"outbox.at": {"$lt": older_than}}).sort("outbox.at", 1).limit(limit)
+        return await cursor.to_list(limit)
 
     async def lagging_stream(self, older_than: datetime, limit: int = 500) -> list[ObjectId]:
         """Sessions whose Stream resources have not caught up with a change made before `older_than`."""
@@ -148,6 +191,8 @@ class SessionRepo:
         }
         lagging = await self._sessions.find({"streamDirty": True, "updatedAt": {"$lt": utcnow()}}).explain()
         plans["lagging_stream"] = lagging["queryPlanner"]["winningPlan"]
+        outbox = await self._sessions.find({"outbox.at": {"$lt": utcnow()}}).sort("outbox.at", 1).explain()
+        plans["unannounced"] = outbox["queryPlanner"]["winningPlan"]
         for name, query in queries.items():
             plan = await self._sessions.find(query).sort(_RECENT_FIRST).limit(LIST_LIMIT).explain()
             plans[name] = plan["queryPlanner"]["winningPlan"]

@@ -28,9 +28,11 @@ from hireflow.services.user_sync import UserSync
 from hireflow.services.users import UserDirectory
 from hireflow.settings import Settings
 from hireflow.store import mongo
+from hireflow.store.idempotency import IdempotencyRepo
 from hireflow.store.sessions import SessionRepo
 from hireflow.store.users import UserRepo
 from hireflow.stream.clients import chat_client
+from hireflow.waiting import DependencyTimeout, wait_for
 from hireflow.web import appkeys as K
 from hireflow.web import openapi
 from hireflow.web.middleware import cors, errors, observe
@@ -52,7 +54,7 @@ async def _mongo(app: web.Application) -> AsyncIterator[None]:
         raise ConfigError("DB_URL is not set")
     client, db = mongo.connect(settings.db_url, timeout_ms=settings.mongo_timeout_ms)
     app[K.MONGO], app[K.DB] = client, db
-    await mongo.ensure_indexes(db)
+    await wait_for("MongoDB", lambda: mongo.ensure_indexes(db), timeout_s=settings.startup_timeout_s)
     yield
     await client.close()
 
@@ -68,12 +70,16 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
         socket_connect_timeout=REDIS_TIMEOUT_S,
         health_check_interval=30,
     )
-    # arq's own connection (it stores pickled jobs, so no decoding); built without a ping so that
-    # the web process starts, and serves from MongoDB, while Redis is down.
+    # arq's own connection (it stores pickled jobs, so no decoding).
     arq_pool = ConnectionPool.from_url(
         settings.redis_url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
     )
     arq = ArqRedis(arq_pool, default_queue_name=keys.QUEUE)
+    try:
+        await wait_for("Redis", redis.ping, timeout_s=settings.startup_timeout_s)
+    except DependencyTimeout as exc:
+        # REST is served from MongoDB without Redis; the cache, the bus and the queue heal when it answers.
+        log.error("starting without Redis: %s", exc)
     app[K.REDIS] = redis
     app[K.VERSIONS] = CacheVersions(redis, app[K.METRICS])
     app[K.QUEUE] = JobQueue(arq, app[K.METRICS])
@@ -104,7 +110,13 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[K.EVENTS] = FanOut([LoggingSink(), realtime, JobSink(app[K.QUEUE])])
     app[K.USERS] = UserDirectory(users, app[K.CLERK], app[K.VERSIONS], cache_max_age_s=settings.cache_max_age_s)
     app[K.SESSIONS] = SessionService(
-        session_repo, users, app[K.VERSIONS], app[K.EVENTS], cache_max_age_s=settings.cache_max_age_s
+        session_repo,
+        users,
+        app[K.VERSIONS],
+        app[K.EVENTS],
+        cache_max_age_s=settings.cache_max_age_s,
+        idempotency=IdempotencyRepo(db),
+        stream_enabled=settings.stream_configured,
     )
     listener = Listener(app[K.REDIS], heartbeat_s=settings.rt_bus_heartbeat_s)
     hub = app[K.HUB] = Hub(bus, listener, app[K.SESSIONS], app[K.VERSIONS], burst_threads=settings.ws_burst_threads)

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
-from arq import Worker, cron, func
+from arq import cron, func
 from arq.connections import RedisSettings
 
 from hireflow import keys
@@ -22,12 +22,14 @@ from hireflow.store import mongo
 from hireflow.store.sessions import SessionRepo
 from hireflow.store.users import UserRepo
 from hireflow.stream.gateway import StreamGateway
+from hireflow.waiting import wait_for
 from hireflow.workers.deps import WorkerDeps
 from hireflow.workers.instrument import instrumented
 from hireflow.workers.jobs.sessions import sync_session
 from hireflow.workers.jobs.users import delete_stream_user, upsert_stream_user
 from hireflow.workers.locks import SessionLocks
 from hireflow.workers.reconcile import reconcile
+from hireflow.workers.resilient import ResilientWorker
 from hireflow.workers.throttle import StreamThrottle
 
 log = logging.getLogger(__name__)
@@ -52,14 +54,14 @@ def redis_settings(settings: Settings) -> RedisSettings:
     return RedisSettings.from_dsn(settings.redis_url)
 
 
-def create_worker(settings: Settings, **overrides: Any) -> Worker:
+def create_worker(settings: Settings, **overrides: Any) -> ResilientWorker:
     metrics = Metrics()
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         if not settings.db_url:
             raise RuntimeError("DB_URL is not set")
         client, db = mongo.connect(settings.db_url, timeout_ms=settings.mongo_timeout_ms)
-        await mongo.ensure_indexes(db)
+        await wait_for("MongoDB", lambda: mongo.ensure_indexes(db), timeout_s=settings.startup_timeout_s)
         redis = ctx["redis"]
         versions = CacheVersions(redis, metrics)
         realtime = RealtimeSink(Bus(redis, settings), versions, metrics)
@@ -70,7 +72,14 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
             settings=settings,
             mongo=client,
             sessions=sessions,
-            service=SessionService(sessions, users, versions, events, cache_max_age_s=settings.cache_max_age_s),
+            service=SessionService(
+                sessions,
+                users,
+                versions,
+                events,
+                cache_max_age_s=settings.cache_max_age_s,
+                stream_enabled=settings.stream_configured,
+            ),
             users=users,
             stream=StreamGateway.from_settings(settings),
             locks=SessionLocks(redis, ttl_s=settings.job_timeout_s + LOCK_MARGIN_S),
@@ -130,4 +139,4 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
         "max_jobs": 20,
     }
     options.update(overrides)
-    return Worker(**options)
+    return ResilientWorker(startup_timeout_s=settings.startup_timeout_s, **options)

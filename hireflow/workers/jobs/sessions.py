@@ -91,8 +91,6 @@ async def _provision(stream: StreamGateway, d: WorkerDeps, doc: Document) -> Non
 
 
 async def _record(d: WorkerDeps, oid: ObjectId, synced: Document, target: StreamStatus, error: str | None) -> None:
-    updated, changed = await d.sessions.set_stream_status(
-        oid, synced_rev=synced.get("rev", 0), status=target, error=error
-    )
-    if updated is not None and changed:
-        await d.service.announce(updated, "session.updated", f"stream.{target}")
+    changed = await d.sessions.set_stream_status(oid, synced_rev=synced.get("rev", 0), status=target, error=error)
+    if changed is not None:
+        await d.service.announce(changed)
