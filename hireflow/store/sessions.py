@@ -167,8 +167,10 @@ class SessionRepo:
         return changed
 
     async def mark_announced(self, session_id: ObjectId, ev: int) -> None:
-        """Clear the outbox of change `ev`; a newer change keeps its own outbox."""
-        await self._sessions.update_one({"_id": session_id, "ev": ev}, {"$unset": {"outbox": ""}})
+        """Clear the outbox of change `ev` and remember that it went out; a newer change keeps its outbox."""
+        await self._sessions.update_one(
+            {"_id": session_id, "ev": ev}, {"$unset": {"outbox": ""}, "$set": {"announcedEv": ev}}
+        )
 
     async def unannounced(self, older_than: datetime, limit: int = 500) -> list[Document]:
         """Sessions with a change stored before `older_than` that was never published (its writer lost

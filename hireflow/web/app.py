@@ -54,7 +54,11 @@ async def _mongo(app: web.Application) -> AsyncIterator[None]:
         raise ConfigError("DB_URL is not set")
     client, db = mongo.connect(settings.db_url, timeout_ms=settings.mongo_timeout_ms)
     app[K.MONGO], app[K.DB] = client, db
-    await wait_for("MongoDB", lambda: mongo.ensure_indexes(db), timeout_s=settings.startup_timeout_s)
+    try:
+        await wait_for("MongoDB", lambda: mongo.ensure_indexes(db), timeout_s=settings.startup_timeout_s)
+    except BaseException:
+        await client.close()
+        raise
     yield
     await client.close()
 

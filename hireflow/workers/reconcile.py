@@ -39,6 +39,10 @@ async def drain_outboxes(ctx: dict[str, Any]) -> int:
     d = deps(ctx)
     pending = await d.sessions.unannounced(utcnow() - timedelta(seconds=d.settings.announce_after_s))
     for doc in pending:
+        if "announcedEv" not in doc and doc["status"] == "active":
+            # Its creation never went out (later changes replaced its outbox): subscribers hear of the
+            # session for the first time, so it is announced as created, with its current state.
+            doc = {**doc, "outbox": {**doc["outbox"], "kind": "session.created"}}
         await d.service.announce(doc)
     if pending:
         log.info("reconciler announced %d stored change(s) that had not been published", len(pending))

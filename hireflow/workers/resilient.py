@@ -15,6 +15,7 @@ import asyncio
 import logging
 import signal
 import time
+from dataclasses import replace
 from typing import Any
 
 from arq import Worker
@@ -41,7 +42,8 @@ class ResilientWorker(Worker):
         if self._pool is None:
             self._pool = await wait_for(
                 "Redis",
-                lambda: create_pool(self.redis_settings, default_queue_name=keys.QUEUE),
+                # arq's own retries off (conn_retries=0): this loop owns the backoff and says what it waits for
+                lambda: create_pool(replace(self.redis_settings, conn_retries=0), default_queue_name=keys.QUEUE),
                 timeout_s=self._startup_timeout_s,
             )
         await super().main()

@@ -13,6 +13,10 @@ class TcpProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.is_cut = False
+        self.drop_replies = False
+        """While set, what the server sends is swallowed: requests land, their replies are lost."""
+        self.lose_replies_after: bytes | None = None
+        """Once a request containing these bytes passes, set `drop_replies` (its own reply is lost)."""
         self.port = 0
 
     async def start(self) -> TcpProxy:
@@ -49,14 +53,28 @@ class TcpProxy:
             writer.transport.abort()
             return
         self._writers |= {writer, up_writer}
-        pipes = [asyncio.create_task(self._pipe(reader, up_writer)), asyncio.create_task(self._pipe(up_reader, writer))]
+        pipes = [
+            asyncio.create_task(self._pipe(reader, up_writer, requests=True)),
+            asyncio.create_task(self._pipe(up_reader, writer, replies=True)),
+        ]
         self._tasks.update(pipes)
         await asyncio.gather(*pipes, return_exceptions=True)
         self._tasks.difference_update(pipes)
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        requests: bool = False,
+        replies: bool = False,
+    ) -> None:
         try:
             while data := await reader.read(65536):
+                if requests and self.lose_replies_after is not None and self.lose_replies_after in data:
+                    self.drop_replies = True
+                if replies and self.drop_replies:
+                    continue
                 writer.write(data)
                 await writer.drain()
         except ConnectionError:
