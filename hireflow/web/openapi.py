@@ -154,11 +154,22 @@ PATHS: dict[str, Any] = {
     "/api/sessions": {
         "post": {
             "summary": "Create a session",
+            "description": "Safe to retry with the same `Idempotency-Key`: within 24 h the same user and key "
+            "get the same 201 and the same session, never a second one.",
             "security": BEARER,
+            "parameters": [
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                }
+            ],
             "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("NewSession")}}},
             "responses": {
                 "201": ONE_SESSION,
-                "400": _error("Invalid problem or difficulty"),
+                "400": _error("Invalid problem or difficulty, or a malformed Idempotency-Key"),
+                "422": _error("Idempotency-Key already used with a different body"),
                 "413": _error("Body over 64 KiB"),
                 **AUTH_ERRORS,
             },
