@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 STATE_FILE = STATE_DIR / "dev.json"
 COLOURS = {"mongo": 33, "redis": 31, "web": 32, "worker": 36}
 START_TIMEOUT_S = 60.0
+WORKER_RESTARTS, WORKER_RESTART_WINDOW_S = 3, 60.0
+"""A worker that dies is started again, up to this many times a minute (more means it cannot start)."""
 
 
 class Supervisor:
@@ -125,12 +127,21 @@ def main() -> int:
         base = f"http://{settings.listen_host}:{settings.port}"
         _wait_http_ok(base + "/health/ready", supervisor)
         supervisor.spawn("worker", [sys.executable, str(ROOT / "run_worker.py")], env)
+        restarts: list[float] = []
         print(f"\nHireFlow is running at {base}  (WebSocket: {base.replace('http', 'ws', 1)}/api/ws)")
         print("Get a token:  make token NAME=alice   (or: .venv/bin/python -m hireflow token alice)")
         print("Ctrl-C stops everything.\n", flush=True)
+        worker_cmd = [sys.executable, str(ROOT / "run_worker.py")]
         while True:
             problem = supervisor.dead()
-            if problem:
+            now = time.monotonic()
+            restarts = [t for t in restarts if now - t < WORKER_RESTART_WINDOW_S]
+            if problem and problem.startswith("worker ") and len(restarts) < WORKER_RESTARTS:
+                # A worker holds no state: start a new one rather than stop the stack.
+                print(f"\n{problem}; starting a new worker", file=sys.stderr)
+                supervisor.spawn("worker", worker_cmd, env)
+                restarts.append(now)
+            elif problem:
                 print(f"\n{problem}; stopping everything", file=sys.stderr)
                 return 1
             time.sleep(0.3)

@@ -69,7 +69,9 @@ def stopped_cleanly(dev: subprocess.Popen[bytes], log: Path) -> None:
     # make itself dies of the SIGINT (as in a terminal); the supervisor under it stops every child.
     assert dev.wait(30) in (0, 2, 130, -signal.SIGINT)
     output = log.read_text()
-    assert "stopping" in output and "start-up failed" not in output and "exited with code" not in output, output[-3000:]
+    assert "stopping" in output and "start-up failed" not in output and "stopping everything" not in output, output[
+        -3000:
+    ]
 
 
 def token(repo: Path, name: str) -> str:
@@ -117,6 +119,17 @@ async def test_make_dev_end_to_end(tmp_path):
                 assert resp.status == 200
             async with http.post(f"{base}/api/sessions/{session['_id']}/end", headers=auth) as resp:
                 assert resp.status == 200
+
+            (worker,) = [line for line in processes_under(repo) if "run_worker.py" in line]
+            os.kill(int(worker.split(":")[0]), signal.SIGKILL)
+
+            async def new_worker() -> bool:
+                workers = [line for line in processes_under(repo) if "run_worker.py" in line]
+                return bool(workers) and workers != [worker]
+
+            await eventually(new_worker, timeout_s=10)
+            assert dev.poll() is None, "a dead worker is replaced, the stack keeps running"
+            assert "starting a new worker" in log.read_text()
 
         ctrl_c(dev)
         stopped_cleanly(dev, log)

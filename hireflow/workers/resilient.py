@@ -40,10 +40,12 @@ class ResilientWorker(Worker):
 
     async def main(self) -> None:
         if self._pool is None:
+            assert self.redis_settings is not None, "built with a queue name and Redis settings"
+            settings = self.redis_settings
             self._pool = await wait_for(
                 "Redis",
                 # arq's own retries off (conn_retries=0): this loop owns the backoff and says what it waits for
-                lambda: create_pool(replace(self.redis_settings, conn_retries=0), default_queue_name=keys.QUEUE),
+                lambda: create_pool(replace(settings, conn_retries=0), default_queue_name=keys.QUEUE),
                 timeout_s=self._startup_timeout_s,
             )
         await super().main()
