@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -128,6 +129,15 @@ class Settings(BaseSettings):
     """Serve the web process's `/metrics` on this port instead of the main one."""
     worker_metrics_port: int | None = 9464
     """Port of each worker's `/metrics` (unset: none; a second worker on one host logs that it is taken)."""
+
+    web_concurrency: int | None = Field(default=None, ge=1, le=64)
+    """Web processes sharing the port (SO_REUSEPORT); default 1 in development, one per CPU in production."""
+
+    @property
+    def web_processes(self) -> int:
+        if self.web_concurrency is not None:
+            return self.web_concurrency
+        return (os.cpu_count() or 1) if self.node_env == "production" else 1
 
     @property
     def listen_host(self) -> str:

@@ -10,10 +10,16 @@ from redis.asyncio import Redis
 
 from hireflow import keys
 
+# Extend, never shorten: one script, so two workers' 429s cannot interleave their read and write.
+_HOLD = """
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) end
+"""
+
 
 class StreamThrottle:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        self._hold = redis.register_script(_HOLD)
 
     async def wait_s(self) -> float:
         """Seconds until Stream may be called again (0 when it may be now)."""
@@ -23,5 +29,5 @@ class StreamThrottle:
     async def hold(self, seconds: float) -> None:
         """Stream said to wait `seconds`; extend, never shorten, the shared pause."""
         ms = int(seconds * 1000)
-        if ms > 0 and int(await self._redis.pttl(keys.STREAM_RATE_LIMITED)) < ms:
-            await self._redis.set(keys.STREAM_RATE_LIMITED, "1", px=ms)
+        if ms > 0:
+            await self._hold(keys=[keys.STREAM_RATE_LIMITED], args=[ms])

@@ -99,3 +99,13 @@ async def test_a_worker_started_before_redis_waits_for_it(
             assert worker.stop() == 0
         finally:
             embedded.stop(redis)
+
+
+async def test_a_shorter_429_never_cuts_a_longer_pause(redis):
+    from hireflow.workers.throttle import StreamThrottle
+
+    throttle = StreamThrottle(redis)
+    for _ in range(20):
+        await asyncio.gather(throttle.hold(30.0), *(throttle.hold(0.5) for _ in range(5)))
+        assert await throttle.wait_s() > 29
+        await redis.delete("hireflow:stream:rate-limited")

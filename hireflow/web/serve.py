@@ -1,0 +1,103 @@
+"""Serving the app: one process, or `WEB_CONCURRENCY` processes sharing the port (SO_REUSEPORT).
+
+Each process is a full instance (its own MongoDB and Redis clients, bus listener and hub); nothing is
+shared between them but the port, so they behave exactly like instances on different hosts. The
+kernel spreads new connections across them. The parent only supervises: SIGTERM or SIGINT is passed
+on to every child, which stops accepting and closes its WebSockets with 1001 (`_close_websockets`);
+a child that dies on its own is replaced (at most `RESPAWNS` times a minute, after which the parent
+stops them all and exits non-zero, for its own supervisor to act on).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from multiprocessing.process import BaseProcess
+from types import FrameType
+
+from aiohttp import web
+
+from hireflow.settings import Settings
+from hireflow.web.app import create_app
+
+log = logging.getLogger(__name__)
+
+RESPAWNS, RESPAWN_WINDOW_S = 5, 60.0
+STOP_TIMEOUT_S = 15.0
+
+
+def serve(settings: Settings) -> int:
+    count = settings.web_processes
+    if count == 1:
+        _run(settings, reuse_port=False)
+        return 0
+    return _supervise(settings, count)
+
+
+def _run(settings: Settings, *, reuse_port: bool) -> None:
+    web.run_app(
+        create_app(settings),
+        host=settings.listen_host,
+        port=settings.port,
+        access_log=None,  # hireflow.access logs one line per request (web/middleware.py)
+        shutdown_timeout=10,
+        backlog=2048,
+        reuse_port=reuse_port,
+        print=None if reuse_port else print,  # one "Running on" line, not one per process
+    )
+
+
+def _child(settings: Settings) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns Ctrl-C into one SIGTERM per child
+    _run(settings, reuse_port=True)
+
+
+def _supervise(settings: Settings, count: int) -> int:
+    # fork: the children inherit the imported modules and the configured logging; no event loop or
+    # connection exists yet in this process, so nothing is shared by accident.
+    context = multiprocessing.get_context("fork")
+    children: list[BaseProcess] = []
+    stopping = False
+
+    def start() -> BaseProcess:
+        child = context.Process(target=_child, args=(settings,), daemon=False)
+        child.start()
+        return child
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    children = [start() for _ in range(count)]
+    log.info("serving on port %s with %d processes: %s", settings.port, count, [c.pid for c in children])
+    respawns: list[float] = []
+    failed = False
+    while not stopping:
+        time.sleep(0.2)
+        for i, child in enumerate(children):
+            if child.is_alive() or stopping:
+                continue
+            now = time.monotonic()
+            respawns = [t for t in respawns if now - t < RESPAWN_WINDOW_S]
+            if len(respawns) >= RESPAWNS:
+                log.error("web process %s exited with %s; too many restarts, stopping", child.pid, child.exitcode)
+                stopping = failed = True
+                break
+            log.warning("web process %s exited with %s; starting another", child.pid, child.exitcode)
+            children[i] = start()
+            respawns.append(now)
+    for child in children:
+        if child.is_alive() and child.pid is not None:
+            os.kill(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    for child in children:
+        child.join(max(0.0, deadline - time.monotonic()))
+        if child.is_alive():
+            child.kill()
+            child.join()
+    return 1 if failed else 0
