@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Protocol, TypeVar
 
 MIN_PER_THREAD = 256
@@ -87,11 +87,21 @@ class BurstWriter:
             for i in range(1, parts)
             if self._pool is not None
         ]
-        declined, short = _write_range(targets, bounds[0], bounds[1], topic, epoch, seq, wire)
+        try:
+            declined, short = _write_range(targets, bounds[0], bounds[1], topic, epoch, seq, wire)
+        finally:
+            # Whatever happened on this thread, no helper may still be writing once the loop resumes.
+            wait(futures)
+        failure: BaseException | None = None
         for future in futures:
+            if future.exception() is not None:
+                failure = failure or future.exception()
+                continue
             more_declined, more_short = future.result()
             declined += more_declined
             short += more_short
+        if failure is not None:
+            raise failure
         for i, sent in short:
             transport = targets[i].transport
             if transport is not None and not transport.is_closing():

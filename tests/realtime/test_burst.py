@@ -6,6 +6,7 @@ import asyncio
 import socket
 import struct
 import threading
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -137,3 +138,77 @@ async def test_a_reset_socket_does_not_break_the_burst(peers: list[Peer]):
     assert broken.transport.is_closing()  # its transport saw the error and closed
     for peer in peers[4:8]:
         assert await read_exactly(peer.client, 2 * len(frame(1))) == frame(1) + frame(2)
+
+
+@pytest.mark.parametrize("peers", [2 * MIN_PER_THREAD], indirect=True)
+async def test_a_failing_target_never_leaves_a_helper_writing(peers: list[Peer]):
+    """If the loop thread's own range raises, `write` still waits for every helper before it returns."""
+    finished: list[float] = []
+
+    class Boom(Peer):
+        def write_now(self, topic: str, epoch: str, seq: int, wire: bytes) -> int:
+            raise RuntimeError("a bug in one connection")
+
+    class Slow(Peer):
+        def write_now(self, topic: str, epoch: str, seq: int, wire: bytes) -> int:
+            time.sleep(0.0005)
+            finished.append(time.monotonic())
+            return super().write_now(topic, epoch, seq, wire)
+
+    targets = [Boom(peers[0].transport, peers[0].client)] + [Slow(p.transport, p.client) for p in peers[1:]]
+    writer = BurstWriter(2)
+    try:
+        with pytest.raises(RuntimeError, match="a bug in one connection"):
+            writer.write("lobby", "e", 1, frame(1), targets)
+        raised_at = time.monotonic()
+    finally:
+        writer.close()
+    assert len(finished) == MIN_PER_THREAD, "the helper's whole range was written"
+    assert max(finished) <= raised_at
+
+
+async def test_the_real_connections_take_a_burst_with_sockets_dying_in_it(settings, factory, mongo, redis):
+    """Through the app: enough lobby subscribers for three burst threads (the real `Connection.write_now`),
+    some of them reset just before the event; every other one gets it, and the next one too."""
+    from hireflow.web.app import create_app
+    from tests.conftest import serve
+    from tests.support.wsframes import masked_text_frame, server_frames, upgrade_request
+
+    custom = settings.model_copy(update={"ws_burst_threads": 3})
+    client = await serve(create_app(custom))
+    host = await factory.user("host")
+    sockets: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    try:
+        for _ in range(3 * MIN_PER_THREAD + 10):
+            reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+            writer.write(upgrade_request("127.0.0.1", host.token))
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+            writer.write(masked_text_frame(b'{"type":"subscribe","topic":"lobby"}'))
+            sockets.append((reader, writer))
+        for reader, _writer in sockets:
+            await _read_until(reader, b'"type":"snapshot"')
+        dying = sockets[5::40]
+        for _reader, writer in dying:
+            writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.close()
+        living = [s for s in sockets if s not in dying]
+        for problem in ("one", "two"):
+            body = {"problem": problem, "difficulty": "easy"}
+            assert (await client.post("/api/sessions", json=body, headers=host.headers)).status == 201
+            for reader, _writer in living:
+                frames = server_frames(await _read_until(reader, b'"session.created"'))
+                assert any(problem.encode() in payload for _op, payload in frames)
+    finally:
+        for _reader, writer in sockets:
+            writer.close()
+        await client.close()
+
+
+async def _read_until(reader: asyncio.StreamReader, marker: bytes) -> bytes:
+    data = b""
+    async with asyncio.timeout(10):
+        while marker not in data:
+            chunk = await reader.read(65536)
+            assert chunk, "connection closed"
+            data += chunk
+    return data
