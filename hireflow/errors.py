@@ -1,6 +1,8 @@
-"""Domain errors: raised anywhere below `web/`, turned into `{"message": …}` JSON in one middleware."""
+"""Domain errors: raised anywhere below `web/`, turned into `{"message": …, "code": …}` JSON in one middleware."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 
 class HireFlowError(Exception):
@@ -9,9 +11,11 @@ class HireFlowError(Exception):
     status = 500
     code = "internal_error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        if code is not None:
+            self.code = code
 
 
 class BadRequest(HireFlowError):
@@ -19,12 +23,17 @@ class BadRequest(HireFlowError):
     code = "bad_request"
 
 
-class Unauthorized(HireFlowError):
-    status = 401
-    code = "unauthorized"
+AuthFailure = Literal["token_missing", "token_expired", "token_invalid", "user_unknown"]
 
-    def __init__(self, message: str = "Unauthorized - invalid token") -> None:
-        super().__init__(message)
+
+class Unauthorized(HireFlowError):
+    """401 with the one message the frontend knows; `code` says which case it was."""
+
+    status = 401
+    code = "token_invalid"
+
+    def __init__(self, code: AuthFailure = "token_invalid") -> None:
+        super().__init__("Unauthorized - invalid token", code=code)
 
 
 class Forbidden(HireFlowError):

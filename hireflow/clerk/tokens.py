@@ -78,7 +78,7 @@ class TokenVerifier:
             if time.time() < remembered.expires_at + self._skew_s:
                 return remembered
             del self._verified[token]
-            raise Unauthorized()
+            raise Unauthorized("token_expired")
         if not token or get_token_type(token) is not TokenType.SESSION_TOKEN:
             raise Unauthorized()
         kid = self._kid(token)
@@ -93,7 +93,8 @@ class TokenVerifier:
             if exc.reason in _UPSTREAM_FAILURES:
                 log.warning("session token could not be verified: %s", exc.reason.value[0])
                 raise ServiceUnavailable() from exc
-            raise Unauthorized() from exc
+            expired = exc.reason is TokenVerificationErrorReason.TOKEN_EXPIRED
+            raise Unauthorized("token_expired" if expired else "token_invalid") from exc
         except TimeoutError as exc:
             log.warning("Clerk JWKS fetch timed out")
             raise ServiceUnavailable() from exc

@@ -140,7 +140,7 @@ class Hub:
         if not subscribers:
             return
         self._last[event.topic] = (event.epoch, event.seq)
-        frame = protocol.event_frame(event.topic, event.seq, event.body)
+        frame = protocol.event_frame(event.topic, event.epoch, event.seq, event.body)
         wire = protocol.wire_text_frame(frame)
         self.stats.events_serialized += 1
         self.stats.events_delivered += len(subscribers)
@@ -201,15 +201,17 @@ class Hub:
             epoch, seq = await self.bus.meta(sub.topic)
             replayed = None
             if reason is None and job.epoch is not None and job.since is not None:
-                if job.epoch != epoch or job.since > seq:
+                if job.epoch != epoch:
                     reason = "epoch"
+                elif job.since > seq:
+                    reason = "since"  # past the end: the client holds events this topic never had
                 else:
                     replayed = await self.bus.replay(sub.topic, job.since, seq)
                     if replayed is None:
                         reason = "retention"
             if replayed is not None:
                 for s, body in replayed:
-                    await conn.write(protocol.event_frame(sub.topic, s, body))
+                    await conn.write(protocol.event_frame(sub.topic, epoch, s, body))
             else:
                 try:
                     state = await self.state(sub.topic)

@@ -18,7 +18,7 @@ CLOSE_AUTH = 4001
 CLOSE_GOING_AWAY = 1001
 CLOSE_TRY_AGAIN_LATER = 1013
 
-ResetReason = Literal["retention", "epoch", "slow"]
+ResetReason = Literal["retention", "epoch", "since", "slow"]
 
 
 class ProtocolError(Exception):
@@ -103,9 +103,10 @@ def event_body(kind: str, session: dict[str, Any]) -> bytes:
     return orjson.dumps({"event": kind, "session": session})
 
 
-def event_frame(topic: str, seq: int, body: bytes) -> bytes:
-    """The wire frame for a published event, built from its body without parsing it again."""
-    head = orjson.dumps({"type": "event", "topic": topic, "seq": seq})
+def event_frame(topic: str, epoch: str, seq: int, body: bytes) -> bytes:
+    """The wire frame for a published event, built from its body without parsing it again. It carries
+    its `epoch` as well as its `seq`, so a client can resume from any frame it holds."""
+    head = orjson.dumps({"type": "event", "topic": topic, "epoch": epoch, "seq": seq})
     return head[:-1] + b"," + body[1:]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hireflow import keys
 from hireflow.cache import CacheVersions, LocalCache, Versions
 from hireflow.clerk.api import ClerkApi
-from hireflow.errors import NotFound
+from hireflow.errors import Unauthorized
 from hireflow.store.mongo import Document
 from hireflow.store.users import UserRepo
 
@@ -23,7 +23,9 @@ class UserDirectory:
         """The stored user for a verified Clerk id.
 
         A user the sign-up sync has not delivered yet is fetched from Clerk and inserted, so the
-        request succeeds; 404 `User not found` only when Clerk does not know them either. Misses are
+        request succeeds. When Clerk does not know them either (deleted, or another Clerk instance's
+        token), the caller is not a user here: 401 with code `user_unknown`, on every route alike,
+        rather than a 404 that reads as if the route or resource were missing. Misses are
         not cached, so inserting a new user makes no cached entry stale and needs no version bump.
         """
         cached = self._by_clerk_id.get(clerk_id, versions.users)
@@ -33,7 +35,7 @@ class UserDirectory:
         if doc is None:
             profile = await self._clerk.fetch_profile(clerk_id)
             if profile is None:
-                raise NotFound("User not found")
+                raise Unauthorized("user_unknown")
             return await self._repo.insert_if_missing(profile)
         self._by_clerk_id.put(clerk_id, versions.users, doc)
         return doc

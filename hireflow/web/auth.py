@@ -31,10 +31,10 @@ def token_from(headers: web.BaseRequest | web.Request) -> str | None:
 
 
 async def authenticate(request: web.Request) -> Caller:
-    """The verified caller; 401 `Unauthorized - invalid token`, or 404 `User not found`."""
+    """The verified caller, or 401 `Unauthorized - invalid token` with a code saying why (errors.AuthFailure)."""
     token = token_from(request)
     if token is None:
-        raise Unauthorized()
+        raise Unauthorized("token_missing")
     return await caller_for(request, token)
 
 

@@ -42,6 +42,7 @@ async def test_no_auth_within_the_timeout_is_closed_4001(infra, db_name, fake_cl
     app_client = await serve(create_app(make_settings(infra, db_name, *fake_clerk, ws_auth_timeout_s=0.3)))
     try:
         ws = await ws_client(app_client, expect_ready=False)
+        assert (await ws.recv())["code"] == "auth_timeout"
         assert await ws.closed() == 4001
     finally:
         await app_client.close()
@@ -49,6 +50,15 @@ async def test_no_auth_within_the_timeout_is_closed_4001(infra, db_name, fake_cl
 
 async def test_bad_token_is_closed_4001(client, ws_client: WsFactory):
     ws = await ws_client(client, "garbage", how="frame", expect_ready=False)
+    assert await ws.recv() == {"type": "error", "code": "token_invalid", "message": "Unauthorized - invalid token"}
+    assert await ws.closed() == 4001
+
+
+async def test_subscribe_before_auth_gets_an_error_frame_then_4001(client, ws_client: WsFactory):
+    ws = await ws_client(client, expect_ready=False)
+    await ws.send({"type": "subscribe", "topic": "lobby"})
+    error = await ws.recv()
+    assert error["type"] == "error" and error["code"] == "auth_required" and "auth" in error["message"]
     assert await ws.closed() == 4001
 
 
@@ -130,6 +140,7 @@ async def test_lobby_and_session_events_cross_instances(client, second, factory:
     assert created == {
         "type": "event",
         "topic": "lobby",
+        "epoch": epoch,
         "seq": seq + 1,
         "event": "session.created",
         "session": session,
@@ -186,7 +197,7 @@ async def test_resume_replays_exactly_what_was_missed(client, second, factory: F
     replayed = [await again.recv() for _ in range(3)]
     assert [f["seq"] for f in replayed] == [snapshot["seq"] + 1, snapshot["seq"] + 2, snapshot["seq"] + 3]
     assert [f["session"]["_id"] for f in replayed] == [s["_id"] for s in made]
-    assert all(f["type"] == "event" for f in replayed)
+    assert all(f["type"] == "event" and f["epoch"] == snapshot["epoch"] for f in replayed)
     made.append(await create(client, host, "live"))
     live = await again.recv()
     assert live["seq"] == snapshot["seq"] + 4 and live["session"]["_id"] == made[-1]["_id"]
@@ -198,6 +209,16 @@ async def test_resume_from_another_epoch_resets(client, factory: Factory, ws_cli
     await ws.send({"type": "subscribe", "topic": "lobby", "epoch": "not-this-one", "since": 0})
     assert await ws.recv() == {"type": "reset", "topic": "lobby", "reason": "epoch"}
     assert (await ws.recv())["type"] == "snapshot"
+
+
+async def test_resume_past_the_end_resets_with_reason_since(client, factory: Factory, ws_client: WsFactory):
+    host = await factory.user("host")
+    ws = await ws_client(client, host.token)
+    snapshot = await ws.subscribe("lobby")
+    await ws.send({"type": "subscribe", "topic": "lobby", "epoch": snapshot["epoch"], "since": snapshot["seq"] + 5})
+    assert await ws.recv() == {"type": "reset", "topic": "lobby", "reason": "since"}
+    again = await ws.recv()
+    assert again["type"] == "snapshot" and again["epoch"] == snapshot["epoch"]
 
 
 async def test_resume_beyond_retention_resets(infra, db_name, fake_clerk, redis, mongo, factory, ws_client):

@@ -13,7 +13,16 @@ from hireflow.web.app import create_app
 from tests.conftest import Factory, make_settings, serve
 from tests.fakes.clerk import SigningKey
 
-UNAUTHORIZED = {"message": "Unauthorized - invalid token", "code": "unauthorized"}
+
+
+def unauthorized(code: str) -> dict[str, str]:
+    """The frontend's one message; the code tells the cases apart."""
+    return {"message": "Unauthorized - invalid token", "code": code}
+
+
+async def assert_401(resp, code: str) -> None:
+    assert resp.status == 401
+    assert await resp.json() == unauthorized(code)
 
 
 async def get_active(client, token=None, **kwargs):
@@ -39,22 +48,36 @@ async def test_session_cookie(client, factory: Factory):
 
 
 async def test_missing_token(client):
-    resp = await get_active(client)
-    assert resp.status == 401
-    assert await resp.json() == UNAUTHORIZED
+    await assert_401(await get_active(client), "token_missing")
+    await assert_401(await client.get("/api/sessions/active", headers={"Authorization": "Bearer "}), "token_missing")
 
 
-@pytest.mark.parametrize("token", ["garbage", "a.b.c", "", "mt_looks_like_a_machine_token", "Bearer"])
+@pytest.mark.parametrize("token", ["garbage", "a.b.c", "mt_looks_like_a_machine_token", "Bearer"])
 async def test_garbage_tokens(client, token):
     resp = await client.get("/api/sessions/active", headers={"Authorization": f"Bearer {token}"})
-    assert resp.status == 401
-    assert await resp.json() == UNAUTHORIZED
+    await assert_401(resp, "token_invalid")
 
 
 async def test_expired_token(client, factory: Factory, signing_key: SigningKey):
     user = await factory.user()
     token = signing_key.mint(user.doc["clerkId"], ttl_s=-60)
-    assert (await get_active(client, token)).status == 401
+    await assert_401(await get_active(client, token), "token_expired")
+
+
+async def test_remembered_token_that_expired_since(infra, db_name, fake_clerk, redis, mongo, factory: Factory):
+    """A token verified once is remembered; its expiry is still checked on every later use."""
+    import asyncio
+
+    client = await serve(create_app(make_settings(infra, db_name, *fake_clerk, clerk_clock_skew_s=0)))
+    try:
+        user = await factory.user()
+        token = factory.token(user.doc["clerkId"], ttl_s=3)
+        assert (await get_active(client, token)).status == 200
+        expires_at = jwt.decode(token, options={"verify_signature": False})["exp"]
+        await asyncio.sleep(max(0.0, expires_at - time.time()) + 0.2)
+        await assert_401(await get_active(client, token), "token_expired")
+    finally:
+        await client.close()
 
 
 async def test_token_within_clock_skew_is_accepted(client, factory: Factory, signing_key: SigningKey):
@@ -72,7 +95,7 @@ async def test_not_yet_valid_token(client, factory: Factory, signing_key: Signin
 async def test_token_signed_by_another_key(client, factory: Factory):
     user = await factory.user()
     token = SigningKey.generate().mint(user.doc["clerkId"])
-    assert (await get_active(client, token)).status == 401
+    await assert_401(await get_active(client, token), "token_invalid")
 
 
 async def test_alg_none(client, factory: Factory):
@@ -137,10 +160,11 @@ async def test_concurrent_first_requests_of_a_late_user_store_one_document(clien
     assert await mongo.users.count_documents({"clerkId": clerk_id}) == 1
 
 
-async def test_user_unknown_to_db_and_clerk_is_404(client, factory: Factory):
-    resp = await get_active(client, factory.token("user_nobody"))
-    assert resp.status == 404
-    assert (await resp.json())["message"] == "User not found"
+async def test_user_unknown_to_db_and_clerk_is_401_user_unknown_on_every_route(client, factory: Factory):
+    token = factory.token("user_nobody")
+    for method, path in PROTECTED:
+        resp = await client.request(method, path, headers={"Authorization": f"Bearer {token}"})
+        await assert_401(resp, "user_unknown")
 
 
 async def test_clerk_user_without_email_is_a_clear_400(client, factory: Factory):
@@ -204,17 +228,17 @@ async def test_jwks_with_a_wrong_secret_key_is_503_not_401(infra, db_name, fake_
         await client.close()
 
 
+PROTECTED = [
+    ("GET", "/api/chat/token"),
+    ("POST", "/api/sessions"),
+    ("GET", "/api/sessions/active"),
+    ("GET", "/api/sessions/my-recent"),
+    ("GET", "/api/sessions/0123456789abcdef01234567"),
+    ("POST", "/api/sessions/0123456789abcdef01234567/join"),
+    ("POST", "/api/sessions/0123456789abcdef01234567/end"),
+]
+
+
 async def test_every_protected_route_requires_auth(client):
-    routes = [
-        ("GET", "/api/chat/token"),
-        ("POST", "/api/sessions"),
-        ("GET", "/api/sessions/active"),
-        ("GET", "/api/sessions/my-recent"),
-        ("GET", "/api/sessions/0123456789abcdef01234567"),
-        ("POST", "/api/sessions/0123456789abcdef01234567/join"),
-        ("POST", "/api/sessions/0123456789abcdef01234567/end"),
-    ]
-    for method, path in routes:
-        resp = await client.request(method, path)
-        assert resp.status == 401, path
-        assert await resp.json() == UNAUTHORIZED
+    for method, path in PROTECTED:
+        await assert_401(await client.request(method, path), "token_missing")

@@ -208,6 +208,7 @@ async def test_without_stream_keys_sessions_are_disabled(
     try:
         await worker(settings)
         session = await create_session(client, await factory.user("host"))
+        assert session["streamStatus"] == "disabled"  # from the first response, no pending step
         await eventually(status_is(mongo, session["_id"], "disabled"))
     finally:
         await client.close()

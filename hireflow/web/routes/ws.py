@@ -29,21 +29,27 @@ async def _verify(request: web.Request, token: str) -> tuple[str, float]:
     return caller.claims.user_id, caller.claims.expires_at
 
 
-async def _first_frame_auth(request: web.Request, ws: web.WebSocketResponse) -> tuple[str, float] | None:
+async def _first_frame_auth(request: web.Request, ws: web.WebSocketResponse) -> tuple[str, float] | bytes:
+    """The identity from the first frame, or the error frame that says why there is none."""
     timeout_s = request.app[SETTINGS].ws_auth_timeout_s
     try:
         msg = await ws.receive(timeout=timeout_s)
     except TimeoutError:
-        return None
+        return protocol.error_frame("auth_timeout", f"no auth frame within {timeout_s:g} s")
     if msg.type != WSMsgType.TEXT:
-        return None
+        return _AUTH_FIRST
     try:
         parsed = protocol.parse(msg.data)
         if not isinstance(parsed, protocol.Auth):
-            return None
+            return _AUTH_FIRST
         return await _verify(request, parsed.token)
-    except (protocol.ProtocolError, HireFlowError):
-        return None
+    except protocol.ProtocolError:
+        return _AUTH_FIRST
+    except HireFlowError as exc:
+        return protocol.error_frame(exc.code, exc.message)
+
+
+_AUTH_FIRST = protocol.error_frame("auth_required", 'the first frame must be {"type":"auth","token":"…"}')
 
 
 @routes.get("/api/ws")
@@ -60,7 +66,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     _bound_send_buffer(request, settings.ws_send_buffer_bytes)
 
-    identity: tuple[str, float] | None = None
+    identity: tuple[str, float] | bytes | None = None
     token = token_from(request)
     if token is not None:
         try:
@@ -69,7 +75,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             identity = None  # a stale cookie: the client may still authenticate with its first frame
     if identity is None:
         identity = await _first_frame_auth(request, ws)
-    if identity is None:
+    if isinstance(identity, bytes):
+        await ws.send_str(identity.decode())  # says why, before the 4001 close
         await ws.close(code=protocol.CLOSE_AUTH, message=b"Unauthorized")
         return ws
 
@@ -124,7 +131,7 @@ async def _handle(request: web.Request, conn: Connection, expiry: _ExpiryTimer, 
         try:
             user_id, expires_at = await _verify(request, message.token)
         except HireFlowError as exc:
-            conn.send(protocol.error_frame("unauthorized", exc.message))
+            conn.send(protocol.error_frame(exc.code, exc.message))
             return
         if user_id != conn.user_id:
             conn.send(protocol.error_frame("unauthorized", "token belongs to another user"))
