@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import re
@@ -13,7 +14,18 @@ from hireflow.settings import Settings
 from hireflow.store import mongo
 from hireflow.store.users import Profile, UserRepo
 
-USAGE = "usage: python -m hireflow token NAME"
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m hireflow", description="HireFlow development commands.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    token = commands.add_parser(
+        "token",
+        help="create a development user and print a session token valid for a day",
+        description="Create (once) the development user NAME and print a session token for it, valid for a day. "
+        "Needs `make dev` running (or DB_URL); refused when NODE_ENV=production.",
+    )
+    token.add_argument("name", metavar="NAME", help="display name of the user, e.g. alice")
+    return parser
 
 
 async def _create_user(db_url: str, name: str) -> str:
@@ -31,9 +43,11 @@ async def _create_user(db_url: str, name: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[0] != "token" or not argv[1].strip():
-        print(USAGE, file=sys.stderr)
-        return 2
+    parser = _parser()
+    args = parser.parse_args(argv)  # exits 0 after --help, 2 on a usage error
+    name = args.name.strip()
+    if not name:
+        parser.error("NAME must not be empty")
     settings = Settings()
     if settings.node_env == "production":
         print("refused: development tokens cannot be minted when NODE_ENV=production", file=sys.stderr)
@@ -44,7 +58,7 @@ def main(argv: list[str]) -> int:
     if not db_url:
         print("no database: start `make dev` first (or set DB_URL)", file=sys.stderr)
         return 2
-    clerk_id = asyncio.run(_create_user(db_url, argv[1].strip()))
+    clerk_id = asyncio.run(_create_user(db_url, name))
     try:
         print(mint(settings, clerk_id))
     except ProductionRefused as exc:

@@ -9,6 +9,7 @@ is reported and the supervisor exits non-zero.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -27,6 +28,7 @@ from hireflow.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_FILE = STATE_DIR / "dev.json"
+LOCK_FILE = STATE_DIR / "dev.lock"
 COLOURS = {"mongo": 33, "redis": 31, "web": 32, "worker": 36}
 START_TIMEOUT_S = 60.0
 WORKER_RESTARTS, WORKER_RESTART_WINDOW_S = 3, 60.0
@@ -85,12 +87,38 @@ def _wait_http_ok(url: str, supervisor: Supervisor) -> None:
     raise RuntimeError(f"{url} did not become ready in {START_TIMEOUT_S:.0f}s")
 
 
+def _hold_lock() -> IO[str] | None:
+    """The lock that makes this the one `make dev` of this checkout (released when the process dies,
+    however it dies); None when another one holds it. Without it a second supervisor would get as far
+    as the embedded DB, which refuses a data directory already in use with a long traceback."""
+    lock = LOCK_FILE.open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        return None
+    return lock
+
+
+def _already_running() -> str:
+    try:
+        state = json.loads(STATE_FILE.read_text())
+        where = f" at http://127.0.0.1:{state['port']} (pid {state['pid']})"
+    except (OSError, ValueError, KeyError):
+        where = ""
+    return f"HireFlow is already running{where} from this directory: stop it first (Ctrl-C in its terminal)."
+
+
 def main() -> int:
     settings = Settings()
     if settings.node_env == "production":
         print("make dev is for development; NODE_ENV=production is set", file=sys.stderr)
         return 2
     STATE_DIR.mkdir(exist_ok=True)
+    lock = _hold_lock()
+    if lock is None:
+        print(_already_running(), file=sys.stderr)
+        return 0  # what was asked for, a running backend, is there
     supervisor = Supervisor()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -121,7 +149,9 @@ def main() -> int:
         env.update(DB_URL=db_url, REDIS_URL=redis_url, PORT=str(settings.port), PYTHONUNBUFFERED="1")
         if not settings.clerk_jwt_key and not settings.clerk_secret_key:
             env["CLERK_JWT_KEY"] = ensure_key_pair()
-        STATE_FILE.write_text(json.dumps({"db_url": db_url, "redis_url": redis_url, "port": settings.port}))
+        STATE_FILE.write_text(
+            json.dumps({"db_url": db_url, "redis_url": redis_url, "port": settings.port, "pid": os.getpid()})
+        )
 
         supervisor.spawn("web", [sys.executable, str(ROOT / "run_web.py")], env)
         base = f"http://{settings.listen_host}:{settings.port}"
@@ -154,6 +184,7 @@ def main() -> int:
     finally:
         supervisor.stop_all()
         STATE_FILE.unlink(missing_ok=True)
+        lock.close()
 
 
 if __name__ == "__main__":

@@ -126,10 +126,28 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+class DevFormatter(logging.Formatter):
+    """A readable line for a terminal, ending with the request id and user id when there are any
+    (`… GET /api/sessions/active 200 3.1ms  rid=… user=user_dev_alice`), as the JSON lines carry."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        request_id = getattr(record, "request_id", None) or REQUEST_ID.get()
+        user_id = getattr(record, "user_id", None)
+        tail = (f"rid={request_id}" if request_id else "") + (f" user={user_id}" if user_id else "")
+        if not tail:
+            return line
+        head, newline, rest = line.partition("\n")  # after the message, before any traceback
+        return f"{head}  {tail.strip()}{newline}{rest}"
+
+
 def configure_logging(node_env: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if node_env == "development":
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(DevFormatter())
     else:
         handler.setFormatter(JsonFormatter())
     root = logging.getLogger()

@@ -46,9 +46,14 @@ def processes_under(path: Path) -> list[str]:
     return found
 
 
-def start_dev(repo: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def dev_env(port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAM_", "CLERK_", "DB_", "REDIS_", "NODE_"))}
     env["PORT"] = str(port)
+    return env
+
+
+def start_dev(repo: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = dev_env(port)
     with log.open("ab") as out:
         return subprocess.Popen(
             ["make", "dev", f"VENV={VENV}"],
@@ -89,6 +94,18 @@ async def _none_left(repo: Path) -> bool:
     return not processes_under(repo)
 
 
+def test_token_command_has_help():
+    done = subprocess.run(
+        [str(VENV / "bin" / "python"), "-m", "hireflow", "token", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0 and "usage: python -m hireflow token" in done.stdout and "NAME" in done.stdout
+    assert not done.stderr
+
+
 async def test_make_dev_end_to_end(tmp_path):
     repo = tmp_path / "hireflow"
     copy_repo(repo)
@@ -106,6 +123,17 @@ async def test_make_dev_end_to_end(tmp_path):
                     return False
 
             await eventually(ready, timeout_s=60, every_s=0.3)
+            second = subprocess.run(
+                ["make", "-s", "dev", f"VENV={VENV}"],
+                cwd=repo,
+                env=dev_env(port),
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            said = (second.stdout + second.stderr).strip().splitlines()
+            assert second.returncode == 0 and len(said) == 1 and "already running" in said[0], said
+            assert f":{port}" in said[0]
             alice, bob = token(repo, "alice"), token(repo, "bob")
             auth = {"Authorization": f"Bearer {alice}"}
             async with http.post(

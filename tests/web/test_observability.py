@@ -8,7 +8,7 @@ import logging
 import aiohttp
 
 from hireflow import embedded
-from hireflow.observability import JsonFormatter
+from hireflow.observability import DevFormatter, JsonFormatter
 from hireflow.web.app import create_app
 from tests.conftest import Factory, make_settings, serve
 from tests.support.workers import eventually
@@ -87,6 +87,13 @@ async def test_request_ids_are_returned_and_follow_into_jobs(client, factory: Fa
     create = next(line for line in request_lines if line.get("route") == "/api/sessions")
     assert create["method"] == "POST" and create["status"] == 201 and create["user_id"] == user.doc["clerkId"]
     assert create["duration_ms"] >= 0
+    # Development's readable lines carry the same two ids.
+    dev_line = next(
+        DevFormatter().format(r)
+        for r in caplog.records
+        if r.name == "hireflow.access" and getattr(r, "route", "") == "/api/sessions"
+    )
+    assert "POST /api/sessions 201" in dev_line and dev_line.endswith(f"rid=req-create-1 user={user.doc['clerkId']}")
     # The job ran in this process: its record carries the enqueuing request's id.
     job = json.loads(formatter.format(job_line()[0]))
     assert job["outcome"] == "succeeded" and job["session_id"]
