@@ -90,6 +90,14 @@ def token(repo: Path, name: str) -> str:
     ).stdout.strip()
 
 
+def second_make_dev(repo: Path, port: int) -> tuple[int, list[str]]:
+    """`make dev` while one already runs in `repo`: (exit code, lines printed)."""
+    done = subprocess.run(
+        ["make", "-s", "dev", f"VENV={VENV}"], cwd=repo, env=dev_env(port), capture_output=True, text=True, timeout=60
+    )
+    return done.returncode, (done.stdout + done.stderr).strip().splitlines()
+
+
 async def _none_left(repo: Path) -> bool:
     return not processes_under(repo)
 
@@ -123,16 +131,8 @@ async def test_make_dev_end_to_end(tmp_path):
                     return False
 
             await eventually(ready, timeout_s=60, every_s=0.3)
-            second = subprocess.run(
-                ["make", "-s", "dev", f"VENV={VENV}"],
-                cwd=repo,
-                env=dev_env(port),
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
-            said = (second.stdout + second.stderr).strip().splitlines()
-            assert second.returncode == 0 and len(said) == 1 and "already running" in said[0], said
+            returncode, said = second_make_dev(repo, port)
+            assert returncode == 0 and len(said) == 1 and "already running" in said[0], said
             assert f":{port}" in said[0]
             alice, bob = token(repo, "alice"), token(repo, "bob")
             auth = {"Authorization": f"Bearer {alice}"}

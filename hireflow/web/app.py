@@ -36,6 +36,7 @@ from hireflow.waiting import DependencyTimeout, wait_for
 from hireflow.web import appkeys as K
 from hireflow.web import openapi
 from hireflow.web.middleware import cors, errors, observe
+from hireflow.web.origins import OriginPolicy
 from hireflow.web.routes import chat, clerk_sync, frontend, health, sessions, ws
 
 log = logging.getLogger(__name__)
@@ -160,12 +161,14 @@ async def _close_websockets(app: web.Application) -> None:
 
 def create_app(settings: Settings) -> web.Application:
     metrics = Metrics()
+    origins = OriginPolicy.from_settings(settings)
     app = web.Application(
-        middlewares=[observe(metrics), errors(metrics), cors(settings.allowed_origins)],
+        middlewares=[observe(metrics), errors(metrics), cors(origins)],
         client_max_size=settings.max_body_bytes,
     )
     app[K.SETTINGS] = settings
     app[K.METRICS] = metrics
+    app[K.ORIGINS] = origins
     app.cleanup_ctx.extend([_mongo, _redis, _integrations, _services, _metrics])
     app.on_shutdown.append(_close_websockets)
     app.add_routes(health.routes)

@@ -20,6 +20,7 @@ from hireflow.services.user_sync import UserSync
 from hireflow.services.users import UserDirectory
 from hireflow.settings import Settings
 from hireflow.store.mongo import Document
+from hireflow.web.origins import OriginPolicy
 
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
@@ -36,6 +37,7 @@ USER_SYNC = web.AppKey("user_sync", UserSync)
 USERS = web.AppKey("users", UserDirectory)
 SESSIONS = web.AppKey("sessions", SessionService)
 CHAT: web.AppKey[StreamChatAsync | None] = web.AppKey("chat")
+ORIGINS = web.AppKey("origins", OriginPolicy)
 
 # Per request: the caller's Clerk id, once authenticated (for the request log line).
 USER_ID = web.RequestKey("user_id", str)

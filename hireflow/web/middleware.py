@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -16,6 +15,7 @@ from hireflow.errors import HireFlowError
 from hireflow.observability import REQUEST_ID, Metrics, request_id_from
 from hireflow.web.appkeys import USER_ID
 from hireflow.web.jsonio import error_response
+from hireflow.web.origins import OriginPolicy
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("hireflow.access")
@@ -104,14 +104,13 @@ def errors(metrics: Metrics) -> web.middleware:  # type: ignore[valid-type]
     return middleware
 
 
-def cors(allowed_origins: Iterable[str]) -> web.middleware:  # type: ignore[valid-type]
-    """Reflect an allowed Origin with credentials, as the seed's `cors({origin, credentials: true})`."""
-    allowed = frozenset(allowed_origins)
+def cors(origins: OriginPolicy) -> web.middleware:  # type: ignore[valid-type]
+    """Reflect an allowed Origin with credentials, like Express's `cors({origin, credentials: true})`."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         origin = request.headers.get("Origin")
-        ok = origin is not None and origin in allowed
+        ok = origin is not None and origins.allows(origin)
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             response: web.StreamResponse = web.Response(status=204)
             if ok:

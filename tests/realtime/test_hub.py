@@ -28,6 +28,13 @@ async def create(client, user, problem="Two Sum"):
 
 # --- auth -----------------------------------------------------------------------------------------
 
+WS_UPGRADE = {
+    "Connection": "Upgrade",
+    "Upgrade": "websocket",
+    "Sec-WebSocket-Version": "13",
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+}
+
 
 @pytest.mark.parametrize("how", ["header", "cookie", "frame"])
 async def test_auth_ways(client, factory: Factory, ws_client: WsFactory, how):
@@ -62,11 +69,40 @@ async def test_subscribe_before_auth_gets_an_error_frame_then_4001(client, ws_cl
     assert await ws.closed() == 4001
 
 
-async def test_foreign_origin_is_refused(client, factory: Factory, ws_client: WsFactory):
+async def test_foreign_origin_is_refused_saying_why(client, factory: Factory, ws_client: WsFactory, caplog):
     user = await factory.user()
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await ws_client(client, user.token, origin="https://evil.example")
     assert refused.value.status == 403
+    for origin in ("https://evil.example", "http://127.0.0.1:3000"):  # loopback is not special outside development
+        resp = await client.get("/api/ws", headers={**WS_UPGRADE, "Origin": origin})
+        assert resp.status == 403
+        assert await resp.json() == {
+            "message": f"Origin not allowed: '{origin}' is not in CLIENT_URL",
+            "code": "origin_not_allowed",
+        }
+    assert any("upgrade refused" in r.getMessage() and "evil.example" in r.getMessage() for r in caplog.records)
+
+
+async def test_development_accepts_any_loopback_origin(infra, db_name, fake_clerk, redis, mongo, factory, ws_client):
+    app_client = await serve(create_app(make_settings(infra, db_name, *fake_clerk, node_env="development")))
+    try:
+        user = await factory.user()
+        for origin in ("http://127.0.0.1:3000", "http://localhost:8080", "http://[::1]:5000", "http://localhost:5173"):
+            ws = await ws_client(app_client, user.token, origin=origin)
+            assert (await ws.subscribe("lobby"))["type"] == "snapshot"
+            preflight = await app_client.options(
+                "/api/sessions", headers={"Origin": origin, "Access-Control-Request-Method": "POST"}
+            )
+            assert preflight.headers.get("Access-Control-Allow-Origin") == origin
+        for origin in ("https://evil.example", "http://localhost.evil.example", "http://10.0.0.1:3000"):
+            resp = await app_client.get("/api/ws", headers={**WS_UPGRADE, "Origin": origin})
+            assert resp.status == 403
+            assert (await resp.json())["message"].endswith("is not in CLIENT_URL and is not a loopback origin")
+            answer = await app_client.get("/api/health", headers={"Origin": origin})
+            assert "Access-Control-Allow-Origin" not in answer.headers
+    finally:
+        await app_client.close()
 
 
 async def test_token_refresh_extends_and_expiry_closes_4001(

@@ -14,7 +14,6 @@ from tests.conftest import Factory, make_settings, serve
 from tests.fakes.clerk import SigningKey
 
 
-
 def unauthorized(code: str) -> dict[str, str]:
     """The frontend's one message; the code tells the cases apart."""
     return {"message": "Unauthorized - invalid token", "code": code}

@@ -12,7 +12,7 @@ from aiohttp import WSMsgType, web
 from hireflow.errors import HireFlowError
 from hireflow.realtime import protocol
 from hireflow.realtime.connection import Connection
-from hireflow.web.appkeys import HUB, SETTINGS
+from hireflow.web.appkeys import HUB, ORIGINS, SETTINGS
 from hireflow.web.auth import caller_for, token_from
 from hireflow.web.jsonio import error_response
 
@@ -56,8 +56,10 @@ _AUTH_FIRST = protocol.error_frame("auth_required", 'the first frame must be {"t
 async def websocket(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     origin = request.headers.get("Origin")
-    if origin is not None and origin.rstrip("/") not in settings.allowed_origins:
-        return error_response(403, "Origin not allowed", "forbidden")
+    if origin is not None and not request.app[ORIGINS].allows(origin):
+        why = request.app[ORIGINS].refusal(origin)
+        log.warning("WebSocket upgrade refused: %s", why)
+        return error_response(403, why, "origin_not_allowed")
     # No permessage-deflate: frames are prebuilt once for all subscribers, and a deflate context per
     # connection would cost far more memory than the bandwidth it saves on small JSON events.
     ws = web.WebSocketResponse(
