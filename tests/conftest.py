@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.web_runner import BaseRunner
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
@@ -19,6 +20,7 @@ from hireflow import embedded
 from hireflow.settings import Settings
 from hireflow.store.mongo import Document
 from hireflow.web.app import create_app
+from hireflow.web.server import Runner
 from tests.fakes.clerk import FakeClerk, SigningKey, clerk_user
 from tests.fakes.stream import FakeStream
 
@@ -148,8 +150,15 @@ def settings(
     )
 
 
+class AppServer(TestServer):
+    """The app behind the runner production uses (hireflow/web/server.py: JSON for protocol errors too)."""
+
+    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+        return Runner(self.app, **kwargs)
+
+
 async def serve(app: web.Application) -> TestClient[web.Request, web.Application]:
-    client: TestClient[web.Request, web.Application] = TestClient(TestServer(app))
+    client: TestClient[web.Request, web.Application] = TestClient(AppServer(app))
     await client.start_server()
     return client
 

@@ -14,11 +14,9 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
-def error_response(status: int, message: str, code: str | None = None) -> web.Response:
-    body: dict[str, str] = {"message": message}
-    if code:
-        body["code"] = code
-    return json_response(body, status)
+def error_response(status: int, message: str, code: str) -> web.Response:
+    """The one error shape: `{"message": <what the frontend shows>, "code": <what a program tests>}`."""
+    return json_response({"message": message, "code": code}, status)
 
 
 async def read_json(request: web.Request, max_bytes: int) -> Any:

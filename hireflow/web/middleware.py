@@ -1,5 +1,5 @@
-"""The middlewares: request id, metrics and the request log; errors → `{"message": …}` JSON (the only
-place); and CORS for CLIENT_URL."""
+"""The middlewares: request id, metrics and the request log; errors → `{"message": …, "code": …}` JSON
+(the only place, with hireflow/web/server.py for what aiohttp answers before any middleware); CORS."""
 
 from __future__ import annotations
 
@@ -20,11 +20,13 @@ from hireflow.web.origins import OriginPolicy
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("hireflow.access")
 
-_HTTP_MESSAGES = {
-    400: "Bad request",
-    404: "Route not found",
-    405: "Method not allowed",
-    413: "Request body too large",
+# aiohttp's own HTTP exceptions (no route, wrong method, body over client_max_size…) as (message, code).
+_HTTP_ERRORS = {
+    400: ("Bad request", "bad_request"),
+    404: ("Route not found", "route_not_found"),
+    405: ("Method not allowed", "method_not_allowed"),
+    413: ("Request body too large", "payload_too_large"),
+    415: ("Content-Type must be application/json", "unsupported_media_type"),
 }
 
 
@@ -86,7 +88,8 @@ def errors(metrics: Metrics) -> web.middleware:  # type: ignore[valid-type]
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            response = error_response(exc.status, _HTTP_MESSAGES.get(exc.status, exc.reason))
+            message, code = _HTTP_ERRORS.get(exc.status) or (exc.reason, f"http_{exc.status}")
+            response = error_response(exc.status, message, code)
             if "Allow" in exc.headers:
                 response.headers["Allow"] = exc.headers["Allow"]
             return response

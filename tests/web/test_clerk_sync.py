@@ -236,7 +236,8 @@ async def test_delete_ends_hosted_sessions_disconnects_and_cleans_stream(
 
     await eventually(torn_down)
     resp = await sync_client.get("/api/sessions/active", headers=host.headers)
-    assert resp.status == 404, "a deleted user's token no longer finds a user"
+    assert resp.status == 401, "a deleted user's token no longer finds a user"
+    assert (await resp.json())["code"] == "user_unknown"
 
 
 async def test_created_user_is_upserted_to_stream(sync_client, fake_stream, worker):

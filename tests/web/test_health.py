@@ -27,7 +27,7 @@ async def test_ready_when_dependencies_answer(client):
 async def test_unknown_route_is_json_404(client):
     resp = await client.get("/api/nope")
     assert resp.status == 404
-    assert await resp.json() == {"message": "Route not found"}
+    assert await resp.json() == {"message": "Route not found", "code": "route_not_found"}
 
 
 async def test_wrong_method_is_json_405(client):

@@ -24,15 +24,15 @@ def routes(dist: Path) -> list[web.RouteDef]:
     async def serve(request: web.Request) -> web.StreamResponse:
         tail = request.match_info["tail"]
         if request.method not in ("GET", "HEAD") or request.path == "/api" or request.path.startswith("/api/"):
-            return error_response(404, "Route not found")
+            return error_response(404, "Route not found", "route_not_found")
         target = (root / tail).resolve()
         if not target.is_relative_to(root):
-            return error_response(404, "Not found")
+            return error_response(404, "Not found", "not_found")
         if target.is_file():
             cache = IMMUTABLE if target.relative_to(root).as_posix().startswith(HASHED_ASSETS) else "no-cache"
             return web.FileResponse(target, headers={"Cache-Control": cache})
         if index.is_file():
             return web.FileResponse(index, headers={"Cache-Control": "no-cache"})
-        return error_response(404, "Not found")
+        return error_response(404, "Not found", "not_found")
 
     return [web.route("*", "/{tail:.*}", serve)]
