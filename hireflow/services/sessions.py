@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from bson import ObjectId
@@ -15,15 +15,15 @@ from hireflow import keys
 from hireflow.cache import CacheVersions, LocalCache, Versions
 from hireflow.errors import BadRequest, Conflict, Forbidden, NotFound
 from hireflow.events import EventSink, SessionEvent
+from hireflow.models import NewSession, parse
 from hireflow.store.idempotency import IdempotencyRepo
 from hireflow.store.mongo import Document
-from hireflow.store.sessions import DIFFICULTIES, Difficulty, SessionRepo, StreamStatus, parse_id
+from hireflow.store.sessions import Difficulty, SessionRepo, StreamStatus, parse_id
 from hireflow.store.users import UserRepo, public_user
 from hireflow.timeutil import iso
 
 log = logging.getLogger(__name__)
 
-MAX_PROBLEM_CHARS = 200
 _MAX_CACHED_SESSIONS = 10_000
 _RACE_RETRIES = 3
 
@@ -36,22 +36,10 @@ def new_call_id() -> str:
 
 
 def validate_new_session(body: object) -> tuple[str, Difficulty]:
-    """`problem` and `difficulty` from a create request; unknown fields are ignored."""
-    if not isinstance(body, dict):
-        raise BadRequest("Request body must be a JSON object")
-    problem, difficulty = body.get("problem"), body.get("difficulty")
-    if problem is None or difficulty is None or problem == "" or difficulty == "":
-        raise BadRequest("Problem and difficulty are required")
-    if not isinstance(problem, str):
-        raise BadRequest("Problem must be a string")
-    if len(problem) > MAX_PROBLEM_CHARS:  # as sent, so the API description's maxLength holds
-        raise BadRequest(f"Problem must be at most {MAX_PROBLEM_CHARS} characters")
-    problem = problem.strip()
-    if not problem:
-        raise BadRequest("Problem and difficulty are required")
-    if difficulty not in DIFFICULTIES:
-        raise BadRequest("Difficulty must be one of: easy, medium, hard")
-    return problem, cast(Difficulty, difficulty)
+    """`problem` (trimmed) and `difficulty` from a create request; unknown fields are ignored. The rules
+    and their messages are the `NewSession` model's (hireflow/models.py)."""
+    new = parse(NewSession, body)
+    return new.problem, new.difficulty
 
 
 def session_json(doc: Document, users: dict[ObjectId, Document]) -> SessionJson:

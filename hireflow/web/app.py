@@ -34,7 +34,7 @@ from hireflow.store.users import UserRepo
 from hireflow.stream.clients import chat_client
 from hireflow.waiting import DependencyTimeout, wait_for
 from hireflow.web import appkeys as K
-from hireflow.web import openapi
+from hireflow.web import docs, openapi
 from hireflow.web.middleware import cors, errors, observe
 from hireflow.web.origins import OriginPolicy
 from hireflow.web.routes import chat, clerk_sync, frontend, health, sessions, ws
@@ -176,6 +176,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(sessions.routes)
     app.add_routes(ws.routes)
     app.add_routes(openapi.routes)
+    app.add_routes(docs.routes)
     if settings.metrics_enabled and settings.metrics_port is None:
         app.router.add_get("/metrics", _metrics_route)
     app.add_routes(clerk_sync.webhook_routes)

@@ -1,267 +1,201 @@
-"""The OpenAPI 3.1 description of every HTTP route, served at `/api/openapi.json` and rendered at
-`/api/docs` (a self-contained page: no CDN). `tests/web/test_openapi.py` fails when a route exists
-that this does not describe, or the other way round."""
+"""The OpenAPI 3.1 description of every HTTP route, served at `/api/openapi.json`.
+
+Every schema comes from the pydantic models of `hireflow/models.py` (the ones that validate
+requests); this module only says which operation takes and returns which, with its error cases.
+`tests/web/test_openapi.py` fails when a route exists that this does not describe, or the other way
+round; the schemathesis test checks live responses against it. Rendered by `web/docs.py`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 
+from hireflow import models
 from hireflow.web.jsonio import json_response
 
-BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"cookieAuth": []}]
+SECURED: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"cookieAuth": []}]
+UNAUTHORIZED = "Unauthorized - invalid token"
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
 
 
-def _error(description: str) -> dict[str, Any]:
-    return _json(_ref("Error"), description)
+def _errors(*cases: tuple[int, str, str]) -> dict[str, Any]:
+    """Error responses: (status, message, code) each; several cases of one status are listed together."""
+    by_status: dict[str, list[tuple[str, str]]] = {}
+    for status, message, code in cases:
+        by_status.setdefault(str(status), []).append((message, code))
+    return {
+        status: {
+            "description": " | ".join(f"`{message}` ({code})" for message, code in found),
+            "content": {
+                "application/json": {
+                    "schema": _ref(models.Error),
+                    "examples": {message: {"value": {"message": message, "code": code}} for message, code in found},
+                }
+            },
+        }
+        for status, found in by_status.items()
+    }
 
 
-AUTH_ERRORS = {
-    "401": _error("Unauthorized - invalid token"),
-    "404": _error("User not found"),
-    "503": _error("Service unavailable"),
-}
+AUTH_ERRORS = [
+    (401, UNAUTHORIZED, "token_missing"),
+    (401, UNAUTHORIZED, "token_expired"),
+    (401, UNAUTHORIZED, "token_invalid"),
+    (401, UNAUTHORIZED, "user_unknown"),
+    (503, "Service unavailable", "service_unavailable"),
+]
+SESSION_NOT_FOUND = (404, "Session not found", "not_found")
 SESSION_ID = {
     "name": "id",
     "in": "path",
     "required": True,
-    "schema": {"type": "string"},
-    "description": "Session id (24 hex characters; anything else is 404)",
-}
-ONE_SESSION = _json(
-    {"type": "object", "required": ["session"], "properties": {"session": _ref("Session")}}, "The session"
-)
-SESSION_LIST = _json(
-    {
-        "type": "object",
-        "required": ["sessions"],
-        "properties": {"sessions": {"type": "array", "items": _ref("Session"), "maxItems": 20}},
-    },
-    "Newest first, at most 20",
-)
-
-SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "required": ["message"],
-        "properties": {"message": {"type": "string"}, "code": {"type": "string"}},
-    },
-    "User": {
-        "type": "object",
-        "required": ["_id", "name", "email", "profileImage", "clerkId"],
-        "properties": {
-            "_id": {"type": "string", "pattern": "^[0-9a-f]{24}$"},
-            "name": {"type": "string"},
-            "email": {"type": "string"},
-            "profileImage": {"type": "string"},
-            "clerkId": {"type": "string"},
-        },
-    },
-    "Session": {
-        "type": "object",
-        "required": [
-            "_id",
-            "problem",
-            "difficulty",
-            "host",
-            "participant",
-            "status",
-            "callId",
-            "streamStatus",
-            "createdAt",
-            "updatedAt",
-            "endedAt",
-        ],
-        "properties": {
-            "_id": {"type": "string", "pattern": "^[0-9a-f]{24}$"},
-            "problem": {"type": "string", "maxLength": 200},
-            "difficulty": {"enum": ["easy", "medium", "hard"]},
-            "host": {"oneOf": [_ref("User"), {"type": "null"}]},
-            "participant": {"oneOf": [_ref("User"), {"type": "null"}]},
-            "status": {"enum": ["active", "completed"]},
-            "callId": {"type": "string"},
-            "streamStatus": {"enum": ["pending", "ready", "failed", "deleted", "disabled"]},
-            "createdAt": {"type": "string", "format": "date-time"},
-            "updatedAt": {"type": "string", "format": "date-time"},
-            "endedAt": {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]},
-        },
-    },
-    "NewSession": {
-        "type": "object",
-        "required": ["problem", "difficulty"],
-        "properties": {
-            "problem": {"type": "string", "minLength": 1, "maxLength": 200},
-            "difficulty": {"enum": ["easy", "medium", "hard"]},
-        },
-    },
+    "schema": {"type": "string", "examples": ["6566f1c2a3b4c5d6e7f80912"]},
+    "description": "Session `_id` (24 hex characters; anything else is 404 `Session not found`)",
 }
 
 
-def _health(summary: str) -> dict[str, Any]:
-    return {
-        "get": {
-            "summary": summary,
-            "responses": {"200": _json({"type": "object", "properties": {"msg": {"type": "string"}}}, "OK")},
-        }
+def _op(
+    summary: str,
+    ok: tuple[int, type[BaseModel] | None, str],
+    *errors: tuple[int, str, str],
+    auth: bool = False,
+    body: type[BaseModel] | None = None,
+    session_id: bool = False,
+    description: str | None = None,
+) -> dict[str, Any]:
+    status, model, ok_description = ok
+    cases = [*errors, *AUTH_ERRORS] if auth else list(errors)
+    op: dict[str, Any] = {
+        "summary": summary,
+        "responses": {
+            str(status): _json(model, ok_description) if model else {"description": ok_description},
+            **_errors(*cases),
+        },
     }
+    if description:
+        op["description"] = description
+    if auth:
+        op["security"] = SECURED
+    if session_id:
+        op["parameters"] = [SESSION_ID]
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
+    return op
 
+
+HEALTH = {"get": _op("Liveness", (200, models.Health, "Always, while the process serves"))}
+DEMO = {"get": _op("Demo endpoint", (200, models.Health, "A fixed message"))}
 
 PATHS: dict[str, Any] = {
-    "/health": _health("Liveness"),
-    "/api/health": _health("Liveness"),
-    "/books": _health("The seed's demo endpoint"),
-    "/api/books": _health("The seed's demo endpoint"),
+    "/health": HEALTH,
+    "/api/health": HEALTH,
+    "/books": DEMO,
+    "/api/books": DEMO,
     "/health/ready": {
-        "get": {
-            "summary": "Readiness: MongoDB, Redis and the realtime bus",
-            "responses": {
-                "200": _json({"type": "object"}, "Everything answers"),
-                "503": _error("Names what does not answer"),
-            },
-        }
+        "get": _op(
+            "Readiness: MongoDB, Redis and the realtime bus",
+            (200, models.Ready, "Everything answers"),
+            (503, "Service unavailable: mongodb, redis, realtime", "not_ready"),
+        )
     },
     "/api/chat/token": {
-        "get": {
-            "summary": "A Stream chat token for the caller",
-            "security": BEARER,
-            "responses": {
-                "200": _json(
-                    {
-                        "type": "object",
-                        "required": ["token", "userId", "userName", "userImage"],
-                        "properties": {
-                            "token": {"type": "string"},
-                            "userId": {"type": "string"},
-                            "userName": {"type": "string"},
-                            "userImage": {"type": "string"},
-                        },
-                    },
-                    "Token valid for a day",
-                ),
-                **AUTH_ERRORS,
-            },
-        }
+        "get": _op(
+            "A Stream chat token for the caller",
+            (200, models.ChatToken, "Token valid for a day"),
+            (503, "Chat is not configured", "service_unavailable"),
+            auth=True,
+        )
     },
     "/api/sessions": {
-        "post": {
-            "summary": "Create a session",
-            "description": "Safe to retry with the same `Idempotency-Key`: within 24 h the same user and key "
-            "get the same 201 and the same session, never a second one.",
-            "security": BEARER,
-            "parameters": [
-                {
-                    "name": "Idempotency-Key",
-                    "in": "header",
-                    "required": False,
-                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
-                }
-            ],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("NewSession")}}},
-            "responses": {
-                "201": ONE_SESSION,
-                "400": _error("Invalid problem or difficulty, or a malformed Idempotency-Key"),
-                "422": _error("Idempotency-Key already used with a different body"),
-                "413": _error("Body over 64 KiB"),
-                **AUTH_ERRORS,
-            },
-        }
+        "post": _op(
+            "Create a session",
+            (201, models.OneSession, "The new session, the caller as host"),
+            *((400, message, "bad_request") for message in models.NEW_SESSION_MESSAGES),
+            (400, "Malformed JSON body", "bad_request"),
+            (409, "Could not allocate a call id, please retry", "conflict"),
+            (413, "Request body too large", "payload_too_large"),
+            (415, "Content-Type must be application/json", "unsupported_media_type"),
+            auth=True,
+            body=models.NewSession,
+        )
     },
     "/api/sessions/active": {
-        "get": {
-            "summary": "The latest 20 active sessions",
-            "security": BEARER,
-            "responses": {"200": SESSION_LIST, **AUTH_ERRORS},
-        }
+        "get": _op("The latest 20 active sessions", (200, models.SessionList, "Newest first"), auth=True)
     },
     "/api/sessions/my-recent": {
-        "get": {
-            "summary": "The caller's latest 20 completed sessions",
-            "security": BEARER,
-            "responses": {"200": SESSION_LIST, **AUTH_ERRORS},
-        }
+        "get": _op(
+            "The caller's latest 20 completed sessions (as host or participant)",
+            (200, models.SessionList, "Newest first"),
+            auth=True,
+        )
     },
     "/api/sessions/{id}": {
-        "get": {
-            "summary": "One session",
-            "security": BEARER,
-            "parameters": [SESSION_ID],
-            "responses": {"200": ONE_SESSION, **AUTH_ERRORS, "404": _error("Session not found or User not found")},
-        }
+        "get": _op(
+            "One session", (200, models.OneSession, "The session"), SESSION_NOT_FOUND, auth=True, session_id=True
+        )
     },
     "/api/sessions/{id}/join": {
-        "post": {
-            "summary": "Join as the participant",
-            "security": BEARER,
-            "parameters": [SESSION_ID],
-            "responses": {
-                "200": ONE_SESSION,
-                "400": _error("Completed, or your own session"),
-                "409": _error("Session is full"),
-                **AUTH_ERRORS,
-                "404": _error("Session not found or User not found"),
-            },
-        }
+        "post": _op(
+            "Join as the participant",
+            (200, models.OneSession, "Joined (or already the participant)"),
+            (400, "Cannot join a completed session", "bad_request"),
+            (400, "Host cannot join their own session as participant", "bad_request"),
+            SESSION_NOT_FOUND,
+            (409, "Session is full", "conflict"),
+            auth=True,
+            session_id=True,
+        )
     },
     "/api/sessions/{id}/end": {
-        "post": {
-            "summary": "End the session (host only)",
-            "security": BEARER,
-            "parameters": [SESSION_ID],
-            "responses": {
-                "200": _json(
-                    {
-                        "type": "object",
-                        "required": ["session", "message"],
-                        "properties": {"session": _ref("Session"), "message": {"type": "string"}},
-                    },
-                    "Ended",
-                ),
-                "400": _error("Session is already completed"),
-                "403": _error("Only the host can end the session"),
-                **AUTH_ERRORS,
-                "404": _error("Session not found or User not found"),
-            },
-        }
+        "post": _op(
+            "End the session (host only)",
+            (200, models.EndedSession, "Ended"),
+            (400, "Session is already completed", "bad_request"),
+            (403, "Only the host can end the session", "forbidden"),
+            SESSION_NOT_FOUND,
+            auth=True,
+            session_id=True,
+        )
     },
     "/api/ws": {
-        "get": {
-            "summary": "WebSocket: lobby and session rooms (protocol in the README)",
-            "responses": {
-                "101": {"description": "Switching protocols"},
-                "400": _error("Not a WebSocket upgrade request"),
-                "403": _error("Origin not allowed"),
-            },
-        }
+        "get": _op(
+            "WebSocket: lobby and session rooms",
+            (101, None, "Switching protocols"),
+            (400, "Bad request", "bad_request"),
+            (403, "Origin not allowed: 'https://…' is not in CLIENT_URL", "origin_not_allowed"),
+            description="The protocol (frames, resume, close codes) is in docs/websocket.md.",
+        )
     },
     "/api/webhooks/clerk": {
-        "post": {
-            "summary": "Clerk user events, Svix-signed",
-            "responses": {
-                "200": _json({"type": "object"}, "What the sync did"),
-                "400": _error("Not a Clerk event"),
-                "401": _error("Invalid webhook signature"),
-                "503": _error("CLERK_WEBHOOK_SECRET not set"),
-            },
-        }
+        "post": _op(
+            "Clerk user events, Svix-signed",
+            (200, None, "What the sync did"),
+            (400, "Expected a Clerk event with type and data", "bad_request"),
+            (401, "Invalid webhook signature", "unauthorized"),
+            (503, "Clerk webhooks are not configured (CLERK_WEBHOOK_SECRET)", "not_configured"),
+            description="The body is the Svix-signed Clerk event, verified before it is parsed.",
+        )
     },
     "/api/inngest": {
-        op: {
+        method: {
             "summary": "Inngest SDK protocol (user sync functions)",
             "responses": {
                 "200": {"description": "Inngest SDK response"},
                 "401": {"description": "Bad or missing signature"},
             },
         }
-        for op in ("get", "put", "post")
+        for method in ("get", "put", "post")
     },
     "/metrics": {
         "get": {
@@ -275,19 +209,61 @@ PATHS: dict[str, Any] = {
         }
     },
     "/api/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}},
-    "/api/docs": {"get": {"summary": "This document, rendered", "responses": {"200": {"description": "HTML"}}}},
+    "/api/docs": {
+        "get": {"summary": "This document, rendered (Swagger UI)", "responses": {"200": {"description": "HTML"}}}
+    },
+    "/api/docs/{file}": {
+        "get": {
+            "summary": "The docs page's assets (Swagger UI, served from the installed package)",
+            "parameters": [{"name": "file", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "A script or stylesheet"}, **_errors((404, "Not found", "not_found"))},
+        }
+    },
 }
+
+
+TAGS = [
+    {"name": "sessions", "description": "Interview sessions and the chat token (Clerk session token required)"},
+    {"name": "realtime", "description": "The WebSocket feed (protocol: docs/websocket.md)"},
+    {"name": "user sync", "description": "Clerk user events, through Inngest or Svix-signed webhooks"},
+    {"name": "operations", "description": "Health, metrics and this documentation"},
+]
+
+
+def _tag(path: str) -> str:
+    if path.startswith(("/api/sessions", "/api/chat")):
+        return "sessions"
+    if path == "/api/ws":
+        return "realtime"
+    if path.startswith(("/api/inngest", "/api/webhooks")):
+        return "user sync"
+    return "operations"
+
+
+for _path, _ops in PATHS.items():
+    for _method in _ops:
+        _ops[_method] = {"tags": [_tag(_path)], **_ops[_method]}
+
+
+def _schemas() -> dict[str, Any]:
+    wanted = [(m, "validation") for m in models.REQUEST_MODELS] + [(m, "serialization") for m in models.RESPONSE_MODELS]
+    _keys, top = models_json_schema(wanted, ref_template="#/components/schemas/{model}")  # type: ignore[arg-type]
+    schemas: dict[str, Any] = top["$defs"]
+    return schemas
+
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
         "title": "HireFlow API",
         "version": "1.0.0",
-        "description": 'Errors are always JSON: {"message": …, "code": …}.',
+        "description": 'Errors are always JSON: `{"message": …, "code": …}`. Authenticate with a Clerk session '
+        "token (in development: `make token NAME=alice`) through **Authorize**, then **Try it out**.",
     },
+    "tags": TAGS,
     "paths": PATHS,
     "components": {
-        "schemas": SCHEMAS,
+        "schemas": _schemas(),
         "securitySchemes": {
             "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (Clerk session token)"},
             "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "__session"},
@@ -295,35 +271,9 @@ DOCUMENT: dict[str, Any] = {
     },
 }
 
-DOCS_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>HireFlow API</title>
-<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
-code{background:#f3f3f3;padding:0 .2em}.op{margin:.6rem 0;padding:.5rem .8rem;border-left:4px solid #4a7}
-.m{font-weight:700;text-transform:uppercase;margin-right:.5rem}.r{color:#555;font-size:90%}</style></head>
-<body><h1>HireFlow API</h1><p>Machine-readable: <a href="/api/openapi.json">/api/openapi.json</a></p>
-<div id="ops"></div><script>
-fetch('/api/openapi.json').then(r => r.json()).then(doc => {
-  const root = document.getElementById('ops');
-  for (const [path, ops] of Object.entries(doc.paths)) for (const [method, op] of Object.entries(ops)) {
-    const div = document.createElement('div'); div.className = 'op';
-    const codes = Object.entries(op.responses).map(([c, r]) => c + ' ' + r.description).join(' · ');
-    div.innerHTML = '<span class="m"></span><code></code> <span class="s"></span><div class="r"></div>';
-    div.querySelector('.m').textContent = method; div.querySelector('code').textContent = path;
-    div.querySelector('.s').textContent = (op.security ? '🔒 ' : '') + (op.summary || '');
-    div.querySelector('.r').textContent = codes; root.appendChild(div);
-  }
-});
-</script></body></html>
-"""
-
 routes = web.RouteTableDef()
 
 
 @routes.get("/api/openapi.json")
 async def openapi_json(_request: web.Request) -> web.Response:
     return json_response(DOCUMENT)
-
-
-@routes.get("/api/docs")
-async def docs(_request: web.Request) -> web.Response:
-    return web.Response(text=DOCS_PAGE, content_type="text/html")

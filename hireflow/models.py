@@ -1,0 +1,166 @@
+"""The HTTP API's request and response shapes, declared once.
+
+Requests are validated with these models (`parse` below: pydantic's errors become the exact messages
+the frontend shows), and `hireflow/web/openapi.py` takes every schema of `/api/openapi.json` from
+them, so a limit such as the 200 characters of `problem` lives here only. Responses are still built
+as plain dicts on the hot paths (no per-request model instances); the schemathesis test checks every
+response against these schemas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Literal, TypeVar, get_args
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from hireflow.errors import BadRequest
+from hireflow.store.sessions import Difficulty, StreamStatus
+
+OBJECT_ID = r"^[0-9a-f]{24}$"
+MAX_PROBLEM_CHARS = 200
+
+
+def _not_blank(value: str) -> str:
+    stripped = value.strip()
+    if not stripped:
+        raise PydanticCustomError("blank", "must not be blank")
+    return stripped
+
+
+class NewSession(BaseModel):
+    """`POST /api/sessions`. `problem` is stored trimmed; its length limit applies to it as sent."""
+
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"examples": [{"problem": "Two Sum", "difficulty": "easy"}]}
+    )
+
+    problem: Annotated[
+        str, StringConstraints(min_length=1, max_length=MAX_PROBLEM_CHARS), AfterValidator(_not_blank)
+    ] = Field(description="The coding problem's title", examples=["Two Sum"])
+    difficulty: Difficulty
+
+
+# Each failure of NewSession as the message the frontend shows, checked in this order (the first that
+# applies wins, whatever order pydantic reports them in).
+_REQUIRED = "Problem and difficulty are required"
+_NEW_SESSION_MESSAGES: tuple[tuple[str, str | None, str], ...] = (
+    ("dict_type", None, "Request body must be a JSON object"),
+    ("model_type", None, "Request body must be a JSON object"),
+    ("missing", None, _REQUIRED),
+    ("blank", None, _REQUIRED),
+    ("string_too_short", None, _REQUIRED),
+    ("string_type", "problem", "Problem must be a string"),
+    ("string_too_long", "problem", f"Problem must be at most {MAX_PROBLEM_CHARS} characters"),
+    ("literal_error", "difficulty", "Difficulty must be one of: " + ", ".join(get_args(Difficulty))),
+)
+
+
+NEW_SESSION_MESSAGES = tuple(dict.fromkeys(message for _kind, _field, message in _NEW_SESSION_MESSAGES))
+"""Every 400 message of `POST /api/sessions` body validation (for the API document)."""
+
+
+def _new_session_message(errors: list[ErrorDetails]) -> str:
+    if any(e["type"] not in ("dict_type", "model_type") and e["input"] in (None, "") for e in errors):
+        return _REQUIRED  # `null` or "" for either field counts as missing, as it always has
+    for kind, field, message in _NEW_SESSION_MESSAGES:
+        if any(e["type"] == kind and (field is None or e["loc"][:1] == (field,)) for e in errors):
+            return message
+    return "Invalid request body"
+
+
+_MESSAGES: dict[type[BaseModel], Callable[[list[ErrorDetails]], str]] = {NewSession: _new_session_message}
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], body: object) -> M:
+    """`body` (parsed JSON) as `model`, or BadRequest with the message the API documents."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        describe = _MESSAGES.get(model)
+        message = describe(exc.errors()) if describe is not None else "Invalid request body"
+        raise BadRequest(message) from exc
+
+
+# --- responses ------------------------------------------------------------------------------------
+
+
+class Error(BaseModel):
+    """Every error: `message` for people (the frontend shows it), `code` for programs."""
+
+    message: str = Field(examples=["Session not found"])
+    code: str = Field(examples=["not_found"])
+
+
+class User(BaseModel):
+    id: str = Field(alias="_id", pattern=OBJECT_ID)
+    name: str
+    email: str
+    profileImage: str
+    clerkId: str
+
+
+class Session(BaseModel):
+    """Mongoose-shaped: `host` and `participant` are populated user objects."""
+
+    id: str = Field(alias="_id", pattern=OBJECT_ID)
+    problem: str = Field(max_length=MAX_PROBLEM_CHARS)
+    difficulty: Difficulty
+    host: User | None
+    participant: User | None = Field(description="null until someone joins")
+    status: Literal["active", "completed"]
+    callId: str = Field(description="Stream video call id `default:<callId>` and chat channel `messaging:<callId>`")
+    streamStatus: StreamStatus = Field(
+        description="pending → ready | failed → deleted; `disabled` from the start when Stream is not configured"
+    )
+    createdAt: datetime
+    updatedAt: datetime
+    endedAt: datetime | None
+
+
+class OneSession(BaseModel):
+    session: Session
+
+
+class SessionList(BaseModel):
+    sessions: list[Session] = Field(max_length=20, description="Newest first, at most 20")
+
+
+class EndedSession(BaseModel):
+    session: Session
+    message: Literal["Session ended successfully"]
+
+
+class ChatToken(BaseModel):
+    token: str = Field(description="Stream chat user token, valid for CHAT_TOKEN_TTL_S (a day)")
+    userId: str = Field(description="The caller's Clerk id")
+    userName: str
+    userImage: str
+
+
+class Health(BaseModel):
+    msg: str
+
+
+class Ready(BaseModel):
+    status: Literal["ok"]
+    mongodb: Literal["ok"]
+    redis: Literal["ok"]
+    realtime: Literal["ok"]
+
+
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (NewSession,)
+RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
+    Error,
+    User,
+    Session,
+    OneSession,
+    SessionList,
+    EndedSession,
+    ChatToken,
+    Health,
+    Ready,
+)
