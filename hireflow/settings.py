@@ -71,8 +71,8 @@ class Settings(BaseSettings):
     inngest_dev: str | None = None
     """`1` or a dev-server URL selects Inngest dev mode."""
 
-    frontend_dist: str = "../frontend/dist"
-    """Built frontend served in production."""
+    frontend_dist: str | None = None
+    """Directory of the built frontend, served in production (unset or missing: the API only)."""
 
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
     """Largest accepted request body; larger ones get 413."""

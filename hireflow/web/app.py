@@ -181,7 +181,7 @@ def create_app(settings: Settings) -> web.Application:
         app.router.add_get("/metrics", _metrics_route)
     app.add_routes(clerk_sync.webhook_routes)
     app.add_routes(clerk_sync.inngest_routes(settings, app))
-    dist = Path(settings.frontend_dist)
-    if settings.node_env == "production" and dist.is_dir():
+    dist = Path(settings.frontend_dist or "")
+    if settings.node_env == "production" and settings.frontend_dist and dist.is_dir():
         app.add_routes(frontend.routes(dist))  # last: only what no other route matched
     return app
