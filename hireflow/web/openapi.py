@@ -56,6 +56,13 @@ AUTH_ERRORS = [
     (503, "Service unavailable", "service_unavailable"),
 ]
 SESSION_NOT_FOUND = (404, "Session not found", "not_found")
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": "Retrying a create with the same key (and body) returns the session the first attempt made",
+}
 SESSION_ID = {
     "name": "id",
     "in": "path",
@@ -71,7 +78,7 @@ def _op(
     *errors: tuple[int, str, str],
     auth: bool = False,
     body: type[BaseModel] | None = None,
-    session_id: bool = False,
+    params: list[dict[str, Any]] | None = None,
     description: str | None = None,
 ) -> dict[str, Any]:
     status, model, ok_description = ok
@@ -87,8 +94,8 @@ def _op(
         op["description"] = description
     if auth:
         op["security"] = SECURED
-    if session_id:
-        op["parameters"] = [SESSION_ID]
+    if params:
+        op["parameters"] = params
     if body is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
     return op
@@ -123,11 +130,16 @@ PATHS: dict[str, Any] = {
             (201, models.OneSession, "The new session, the caller as host"),
             *((400, message, "bad_request") for message in models.NEW_SESSION_MESSAGES),
             (400, "Malformed JSON body", "bad_request"),
+            (400, "Idempotency-Key must be 1 to 255 printable characters", "bad_request"),
+            (409, "Could not allocate a session id, please retry", "conflict"),
             (409, "Could not allocate a call id, please retry", "conflict"),
             (413, "Request body too large", "payload_too_large"),
             (415, "Content-Type must be application/json", "unsupported_media_type"),
+            (422, "Idempotency-Key was already used with a different request", "unprocessable"),
+            (422, "Idempotency-Key could not be claimed, please retry", "unprocessable"),
             auth=True,
             body=models.NewSession,
+            params=[IDEMPOTENCY_KEY],
         )
     },
     "/api/sessions/active": {
@@ -142,7 +154,7 @@ PATHS: dict[str, Any] = {
     },
     "/api/sessions/{id}": {
         "get": _op(
-            "One session", (200, models.OneSession, "The session"), SESSION_NOT_FOUND, auth=True, session_id=True
+            "One session", (200, models.OneSession, "The session"), SESSION_NOT_FOUND, auth=True, params=[SESSION_ID]
         )
     },
     "/api/sessions/{id}/join": {
@@ -154,7 +166,7 @@ PATHS: dict[str, Any] = {
             SESSION_NOT_FOUND,
             (409, "Session is full", "conflict"),
             auth=True,
-            session_id=True,
+            params=[SESSION_ID],
         )
     },
     "/api/sessions/{id}/end": {
@@ -165,7 +177,7 @@ PATHS: dict[str, Any] = {
             (403, "Only the host can end the session", "forbidden"),
             SESSION_NOT_FOUND,
             auth=True,
-            session_id=True,
+            params=[SESSION_ID],
         )
     },
     "/api/ws": {
