@@ -505,3 +505,10 @@ async def test_events_missed_while_the_bus_reconnects_are_replayed(
         await create(client, host, f"P{i}")  # published while this instance's listener reconnects
     frames = [await ws.recv(timeout_s=10) for _ in range(3)]
     assert [(f["type"], f["seq"]) for f in frames] == [("event", start + 1), ("event", start + 2), ("event", start + 3)]
+
+
+async def test_a_client_that_closes_before_auth_is_let_go(client, ws_client: WsFactory, caplog):
+    ws = await ws_client(client, expect_ready=False)
+    await ws.ws.close()
+    await asyncio.sleep(0.2)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], "no error for a client that left"

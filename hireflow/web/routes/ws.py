@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
@@ -78,7 +79,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     if identity is None:
         identity = await _first_frame_auth(request, ws)
     if isinstance(identity, bytes):
-        await ws.send_str(identity.decode())  # says why, before the 4001 close
+        if not ws.closed:  # the client may have gone already
+            with contextlib.suppress(ConnectionError):
+                await ws.send_str(identity.decode())  # says why, before the 4001 close
         await ws.close(code=protocol.CLOSE_AUTH, message=b"Unauthorized")
         return ws
 
