@@ -20,7 +20,7 @@ from hireflow import embedded
 from hireflow.settings import Settings
 from hireflow.store.mongo import Document
 from hireflow.web.app import create_app
-from hireflow.web.server import Runner
+from hireflow.web.runner import Runner
 from tests.fakes.clerk import FakeClerk, SigningKey, clerk_user
 from tests.fakes.stream import FakeStream
 
@@ -151,7 +151,7 @@ def settings(
 
 
 class AppServer(TestServer):
-    """The app behind the runner production uses (hireflow/web/server.py: JSON for protocol errors too)."""
+    """The app behind the runner production uses (hireflow/web/runner.py: JSON for protocol errors too)."""
 
     async def _make_runner(self, **kwargs: Any) -> BaseRunner:
         return Runner(self.app, **kwargs)

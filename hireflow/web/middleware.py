@@ -1,5 +1,5 @@
 """The middlewares: request id, metrics and the request log; errors → `{"message": …, "code": …}` JSON
-(the only place, with hireflow/web/server.py for what aiohttp answers before any middleware); CORS."""
+(the only place, with hireflow/web/runner.py for what aiohttp answers before any middleware); CORS."""
 
 from __future__ import annotations
 

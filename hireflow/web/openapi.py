@@ -61,7 +61,8 @@ IDEMPOTENCY_KEY = {
     "in": "header",
     "required": False,
     "schema": {"type": "string", "minLength": 1, "maxLength": 255},
-    "description": "Retrying a create with the same key (and body) returns the session the first attempt made",
+    "description": "Safe to retry: within 24 h the same user and key get the same 201 and the same session, "
+    "never a second one; the same key with another body is 422",
 }
 SESSION_ID = {
     "name": "id",

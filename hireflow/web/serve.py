@@ -10,6 +10,8 @@ stops them all and exits non-zero, for its own supervisor to act on).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -22,6 +24,7 @@ from aiohttp import web
 
 from hireflow.settings import Settings
 from hireflow.web.app import create_app
+from hireflow.web.runner import Runner
 
 log = logging.getLogger(__name__)
 
@@ -38,16 +41,26 @@ def serve(settings: Settings) -> int:
 
 
 def _run(settings: Settings, *, reuse_port: bool) -> None:
-    web.run_app(
-        create_app(settings),
-        host=settings.listen_host,
-        port=settings.port,
-        access_log=None,  # hireflow.access logs one line per request (web/middleware.py)
-        shutdown_timeout=10,
-        backlog=2048,
-        reuse_port=reuse_port,
-        print=None if reuse_port else print,  # one "Running on" line, not one per process
-    )
+    """One instance until SIGINT/SIGTERM (the runner turns them into `GracefulExit`), then a clean stop.
+
+    What `web.run_app` does, with our `Runner` (hireflow/web/runner.py: JSON answers for the requests
+    aiohttp refuses itself), which `run_app` cannot be given."""
+    with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
+        asyncio.run(_serve(create_app(settings), settings, reuse_port=reuse_port))
+
+
+async def _serve(app: web.Application, settings: Settings, *, reuse_port: bool) -> None:
+    # hireflow.access logs one line per request (web/middleware.py), so aiohttp's access log is off.
+    runner = Runner(app, access_log=None, shutdown_timeout=10, handle_signals=True)
+    await runner.setup()
+    try:
+        host, port = settings.listen_host, settings.port
+        await web.TCPSite(runner, host, port, backlog=2048, reuse_port=reuse_port).start()
+        if not reuse_port:  # one "Running on" line, not one per process
+            print(f"======== Running on http://{host}:{port} ========\n(Press CTRL+C to quit)", flush=True)
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
 
 
 def _child(settings: Settings) -> None:

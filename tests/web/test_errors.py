@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 import orjson
 import pytest
 from aiohttp import web
 
+from hireflow import embedded
 from hireflow.observability import JsonFormatter, Metrics
 from hireflow.web.middleware import errors
 from tests.conftest import Factory, serve
+from tests.support.workers import settings_env
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def raw_exchange(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -93,3 +100,30 @@ async def test_unparsable_request_is_json(client, caplog):
     assert status == 400 and headers["content-type"].startswith("application/json")
     assert orjson.loads(body) == {"message": "Bad request", "code": "bad_request"}
     assert "secret" not in "\n".join(JsonFormatter().format(r) for r in caplog.records)
+
+
+def start_web(env: dict[str, str], cwd: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, str(ROOT / "run_web.py")], env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT
+        )
+
+
+async def test_run_web_answers_oversize_headers_with_json_and_logs_no_token(settings, tmp_path):
+    """The production entry point (`run_web.py`, web/serve.py) uses the same runner as the tests."""
+    port = embedded.free_port()
+    env = {**settings_env(settings), "PORT": str(port), "WEB_CONCURRENCY": "1"}
+    log_path = tmp_path / "web.log"
+    server = start_web(env, tmp_path, log_path)
+    try:
+        await asyncio.to_thread(embedded.wait_for_port, port, server)
+        token = "eyJ" + "sEcReTtOkEn" * 840
+        request = f"GET /api/health HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
+        status, headers, body = await raw_exchange(port, request)
+        assert status == 431 and headers["content-type"].startswith("application/json")
+        assert orjson.loads(body)["code"] == "headers_too_large"
+    finally:
+        server.terminate()
+        await asyncio.to_thread(server.wait, 20)
+    logged = log_path.read_text()
+    assert "refused a request" in logged and "sEcReT" not in logged and "eyJ" not in logged

@@ -6,12 +6,12 @@ quoting the parser's message, which holds up to 100 bytes of the offending line 
 say), and logs a traceback with the same bytes. `JsonErrors` answers those with the usual
 `{"message", "code"}` JSON and logs one line naming only the error's class. aiohttp builds its
 protocol object in `Server.__call__`, so a `Server` subclass is the one place to choose it; `Runner`
-makes its server one of those. Production (`run`) and the tests (`tests/conftest.py`) both use it.
+makes its server one of those. Production (`web/serve.py`) and the tests (`tests/conftest.py`) both
+use it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from http import HTTPStatus
 
@@ -73,15 +73,3 @@ class Runner(web.AppRunner):
             loop=plain._loop,
             **plain._kwargs,
         )
-
-
-async def serve(app: web.Application, *, host: str, port: int, backlog: int, shutdown_timeout_s: float) -> None:
-    """Serve until SIGINT/SIGTERM (the runner turns them into `GracefulExit`), then shut down cleanly."""
-    runner = Runner(app, access_log=None, shutdown_timeout=shutdown_timeout_s, handle_signals=True)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port, backlog=backlog).start()
-        log.info("serving on http://%s:%d", host, port)
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
