@@ -11,7 +11,6 @@ stops them all and exits non-zero, for its own supervisor to act on).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import multiprocessing
 import os
@@ -41,24 +40,28 @@ def serve(settings: Settings) -> int:
 
 
 def _run(settings: Settings, *, reuse_port: bool) -> None:
-    """One instance until SIGINT/SIGTERM (the runner turns them into `GracefulExit`), then a clean stop.
-
-    What `web.run_app` does, with our `Runner` (hireflow/web/runner.py: JSON answers for the requests
-    aiohttp refuses itself), which `run_app` cannot be given."""
-    with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
-        asyncio.run(_serve(create_app(settings), settings, reuse_port=reuse_port))
+    """One instance until SIGINT/SIGTERM, then a clean stop: what `web.run_app` does, with our `Runner`
+    (hireflow/web/runner.py: JSON answers for the requests aiohttp refuses itself), which `run_app`
+    cannot be given."""
+    asyncio.run(_serve(create_app(settings), settings, reuse_port=reuse_port))
 
 
 async def _serve(app: web.Application, settings: Settings, *, reuse_port: bool) -> None:
+    # The signal only ends the wait: the runner's cleanup then runs while every connection's handler is
+    # still alive, so WebSockets get their 1001 close (cancelling everything at once would cut them).
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     # hireflow.access logs one line per request (web/middleware.py), so aiohttp's access log is off.
-    runner = Runner(app, access_log=None, shutdown_timeout=10, handle_signals=True)
+    runner = Runner(app, access_log=None, shutdown_timeout=10)
     await runner.setup()
     try:
         host, port = settings.listen_host, settings.port
         await web.TCPSite(runner, host, port, backlog=2048, reuse_port=reuse_port).start()
         if not reuse_port:  # one "Running on" line, not one per process
             print(f"======== Running on http://{host}:{port} ========\n(Press CTRL+C to quit)", flush=True)
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await runner.cleanup()
 
