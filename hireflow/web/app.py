@@ -19,10 +19,12 @@ from hireflow.errors import HireFlowError
 from hireflow.events import FanOut, LoggingSink
 from hireflow.observability import HubCollector, Metrics, metrics_response, serve_metrics
 from hireflow.queue import JobQueue, JobSink
+from hireflow.quotas import Quotas
 from hireflow.realtime.bus import Bus, Listener
 from hireflow.realtime.hub import Hub
 from hireflow.realtime.protocol import CLOSE_GOING_AWAY
 from hireflow.realtime.publisher import RealtimeSink
+from hireflow.realtime.seats import Seats
 from hireflow.services.sessions import SessionService
 from hireflow.services.user_sync import UserSync
 from hireflow.services.users import UserDirectory
@@ -93,6 +95,12 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     await redis.aclose()
 
 
+async def _quotas(app: web.Application) -> AsyncIterator[None]:
+    quotas = app[K.QUOTAS] = Quotas(app[K.SETTINGS], app[K.METRICS])
+    yield
+    await quotas.aclose()
+
+
 async def _integrations(app: web.Application) -> AsyncIterator[None]:
     settings = app[K.SETTINGS]
     app[K.TOKENS] = TokenVerifier(settings)
@@ -121,6 +129,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         cache_max_age_s=settings.cache_max_age_s,
         idempotency=IdempotencyRepo(db),
         stream_enabled=settings.stream_configured,
+        max_active_hosted=settings.quota_active_sessions,
     )
     listener = Listener(app[K.REDIS], heartbeat_s=settings.rt_bus_heartbeat_s)
     hub = app[K.HUB] = Hub(bus, listener, app[K.SESSIONS], app[K.VERSIONS], burst_threads=settings.ws_burst_threads)
@@ -128,12 +137,15 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[K.USER_SYNC] = UserSync(users, app[K.USERS], app[K.SESSIONS], session_repo, app[K.QUEUE], hub.disconnect_user)
     listening = asyncio.create_task(listener.run(hub.on_event, hub.on_control, hub.on_reconnect))
     repairing = asyncio.create_task(realtime.repair_forever(settings.rt_repair_interval_s))
+    seats = app[K.SEATS] = Seats(app[K.REDIS], settings.quota_ws_per_user, app[K.METRICS])
+    held = lambda: [(user_id, seats.seat_id(conn.ws)) for user_id, conn in hub.user_connections()]  # noqa: E731
+    renewing = asyncio.create_task(seats.renew_forever(held))
     # Serve once the bus is subscribed (or after a short wait while Redis is down: REST still works).
     await listener.wait_connected(LISTENER_START_TIMEOUT_S)
     yield
-    listening.cancel()
-    repairing.cancel()
-    await asyncio.gather(listening, repairing, return_exceptions=True)
+    for task in (listening, repairing, renewing):
+        task.cancel()
+    await asyncio.gather(listening, repairing, renewing, return_exceptions=True)
     hub.close()
     log.info("realtime hub stats: %s", hub.stats)
 
@@ -166,7 +178,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[K.SETTINGS] = settings
     app[K.METRICS] = metrics
-    app.cleanup_ctx.extend([_mongo, _redis, _integrations, _services, _metrics])
+    app.cleanup_ctx.extend([_mongo, _redis, _quotas, _integrations, _services, _metrics])
     app.on_shutdown.append(_close_websockets)
     app.add_routes(health.routes)
     app.add_routes(chat.routes)

@@ -82,7 +82,9 @@ def errors(metrics: Metrics) -> web.middleware:  # type: ignore[valid-type]
         try:
             return await handler(request)
         except HireFlowError as exc:
-            return error_response(exc.status, exc.message, exc.code)
+            response = error_response(exc.status, exc.message, exc.code)
+            response.headers.update(exc.headers)
+            return response
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise

@@ -24,6 +24,7 @@ SESSION_KEYS = {
     "createdAt",
     "updatedAt",
     "endedAt",
+    "visibility",
 }
 
 
@@ -184,6 +185,9 @@ async def test_get_by_id(client, factory: Factory):
     session = await create(client, host)
     resp = await client.get(f"/api/sessions/{session['_id']}", headers=guest.headers)
     assert resp.status == 200
+    host_without_email = {k: v for k, v in session["host"].items() if k != "email"}
+    assert (await resp.json())["session"] == {**session, "host": host_without_email}
+    resp = await client.get(f"/api/sessions/{session['_id']}", headers=host.headers)
     assert (await resp.json())["session"] == session
 
 
