@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from arq.connections import ArqRedis
@@ -17,7 +18,7 @@ from hireflow.clerk.api import ClerkApi
 from hireflow.clerk.tokens import TokenVerifier
 from hireflow.errors import HireFlowError
 from hireflow.events import FanOut, LoggingSink
-from hireflow.observability import HubCollector, Metrics, metrics_response, serve_metrics
+from hireflow.observability import HubCollector, Metrics, serve_metrics
 from hireflow.queue import JobQueue, JobSink
 from hireflow.quotas import Quotas
 from hireflow.realtime.bus import Bus, Listener
@@ -36,9 +37,10 @@ from hireflow.store.users import UserRepo
 from hireflow.stream.clients import chat_client
 from hireflow.waiting import DependencyTimeout, wait_for
 from hireflow.web import appkeys as K
-from hireflow.web import openapi
+from hireflow.web import guards, openapi
 from hireflow.web.middleware import cors, errors, observe
 from hireflow.web.routes import chat, clerk_sync, frontend, health, sessions, ws
+from hireflow.web.routes import metrics as metrics_routes
 
 log = logging.getLogger(__name__)
 
@@ -161,19 +163,30 @@ async def _metrics(app: web.Application) -> AsyncIterator[None]:
         await runner.cleanup()
 
 
-async def _metrics_route(request: web.Request) -> web.Response:
-    return metrics_response(request.app[K.METRICS])
-
-
 async def _close_websockets(app: web.Application) -> None:
     """On shutdown, before the cleanups: close every socket with 1001 so clients resume elsewhere."""
     await app[K.HUB].close_all(CLOSE_GOING_AWAY, "server shutting down")
 
 
+def server_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for aiohttp's server (`web.run_app`, `AppRunner`) that come from settings.
+
+    aiohttp (>= 3.14) arms its keep-alive timer when a connection opens and after each response,
+    and closes the connection if no complete request head has arrived when it fires, however many
+    bytes trickled in meanwhile: used as the header timeout (slow-loris), and the idle timeout."""
+    return {"keepalive_timeout": settings.http_header_timeout_s}
+
+
 def create_app(settings: Settings) -> web.Application:
     metrics = Metrics()
     app = web.Application(
-        middlewares=[observe(metrics), errors(metrics), cors(settings.allowed_origins)],
+        middlewares=[
+            observe(metrics),
+            errors(metrics),
+            cors(settings.allowed_origins),
+            guards.bad_paths(),
+            guards.csrf(settings.allowed_origins),
+        ],
         client_max_size=settings.max_body_bytes,
     )
     app[K.SETTINGS] = settings
@@ -185,8 +198,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(sessions.routes)
     app.add_routes(ws.routes)
     app.add_routes(openapi.routes)
-    if settings.metrics_enabled and settings.metrics_port is None:
-        app.router.add_get("/metrics", _metrics_route)
+    app.add_routes(metrics_routes.routes(settings))
     app.add_routes(clerk_sync.webhook_routes)
     app.add_routes(clerk_sync.inngest_routes(settings, app))
     dist = Path(settings.frontend_dist)

@@ -85,6 +85,9 @@ def errors(metrics: Metrics) -> web.middleware:  # type: ignore[valid-type]
             response = error_response(exc.status, exc.message, exc.code)
             response.headers.update(exc.headers)
             return response
+        except web.RequestPayloadError as exc:  # e.g. a body that is not in its Content-Encoding
+            log.info("%s %s: unreadable body: %s", request.method, request.path, exc)
+            return error_response(400, "Request body could not be decoded", "bad_request")
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise

@@ -25,6 +25,19 @@ def _error(description: str) -> dict[str, Any]:
     return _json(_ref("Error"), description)
 
 
+# Issue 12: quotas, content type, private sessions.
+QUOTA_ERRORS = {
+    "415": _error("Content-Type must be application/json (any body of a write)"),
+    "429": _error("A per-user quota is used up; see Retry-After"),
+}
+INVITE_CODE = {
+    "name": "inviteCode",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "The invite code of a private session (not needed by its host and participant)",
+}
+
 AUTH_ERRORS = {
     "401": _error("Unauthorized - invalid token"),
     "404": _error("User not found"),
@@ -57,7 +70,8 @@ SCHEMAS: dict[str, Any] = {
     },
     "User": {
         "type": "object",
-        "required": ["_id", "name", "email", "profileImage", "clerkId"],
+        "required": ["_id", "name", "profileImage", "clerkId"],
+        "description": "`email` only when the caller is one of the session's two members",
         "properties": {
             "_id": {"type": "string", "pattern": "^[0-9a-f]{24}$"},
             "name": {"type": "string"},
@@ -93,6 +107,8 @@ SCHEMAS: dict[str, Any] = {
             "createdAt": {"type": "string", "format": "date-time"},
             "updatedAt": {"type": "string", "format": "date-time"},
             "endedAt": {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]},
+            "visibility": {"enum": ["public", "private"]},
+            "inviteCode": {"type": "string", "description": "Private sessions, to their host only"},
         },
     },
     "NewSession": {
@@ -101,6 +117,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "problem": {"type": "string", "minLength": 1, "maxLength": 200},
             "difficulty": {"enum": ["easy", "medium", "hard"]},
+            "visibility": {"enum": ["public", "private"], "default": "public"},
         },
     },
 }
@@ -147,6 +164,7 @@ PATHS: dict[str, Any] = {
                     },
                     "Token valid for a day",
                 ),
+                "429": QUOTA_ERRORS["429"],
                 **AUTH_ERRORS,
             },
         }
@@ -171,6 +189,7 @@ PATHS: dict[str, Any] = {
                 "400": _error("Invalid problem or difficulty, or a malformed Idempotency-Key"),
                 "422": _error("Idempotency-Key already used with a different body"),
                 "413": _error("Body over 64 KiB"),
+                **QUOTA_ERRORS,
                 **AUTH_ERRORS,
             },
         }
@@ -193,7 +212,9 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "One session",
             "security": BEARER,
-            "parameters": [SESSION_ID],
+            "description": "A completed session is readable by its two members only; a private one also with"
+            " its invite code. Anyone else gets 404, as for a missing id.",
+            "parameters": [SESSION_ID, INVITE_CODE],
             "responses": {"200": ONE_SESSION, **AUTH_ERRORS, "404": _error("Session not found or User not found")},
         }
     },
@@ -202,8 +223,17 @@ PATHS: dict[str, Any] = {
             "summary": "Join as the participant",
             "security": BEARER,
             "parameters": [SESSION_ID],
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/json": {
+                        "schema": {"type": "object", "properties": {"inviteCode": {"type": "string"}}},
+                    }
+                },
+            },
             "responses": {
                 "200": ONE_SESSION,
+                **QUOTA_ERRORS,
                 "400": _error("Completed, or your own session"),
                 "409": _error("Session is full"),
                 **AUTH_ERRORS,
@@ -227,6 +257,22 @@ PATHS: dict[str, Any] = {
                 ),
                 "400": _error("Session is already completed"),
                 "403": _error("Only the host can end the session"),
+                **QUOTA_ERRORS,
+                **AUTH_ERRORS,
+                "404": _error("Session not found or User not found"),
+            },
+        }
+    },
+    "/api/sessions/{id}/invite-code": {
+        "post": {
+            "summary": "Rotate the invite code of a private session (host only); the old code stops working",
+            "security": BEARER,
+            "parameters": [SESSION_ID],
+            "responses": {
+                "200": ONE_SESSION,
+                "400": _error("Session is not private"),
+                "403": _error("Only the host can rotate the invite code"),
+                **QUOTA_ERRORS,
                 **AUTH_ERRORS,
                 "404": _error("Session not found or User not found"),
             },
@@ -265,7 +311,8 @@ PATHS: dict[str, Any] = {
     },
     "/metrics": {
         "get": {
-            "summary": "Prometheus metrics (absent when METRICS_PORT moves them elsewhere)",
+            "summary": "Prometheus metrics (absent when METRICS_PORT moves them elsewhere; in production only"
+            " with `Authorization: Bearer <METRICS_TOKEN>`)",
             "responses": {
                 "200": {
                     "description": "Prometheus text format",
@@ -283,7 +330,10 @@ DOCUMENT: dict[str, Any] = {
     "info": {
         "title": "HireFlow API",
         "version": "1.0.0",
-        "description": 'Errors are always JSON: {"message": …, "code": …}.',
+        "description": 'Errors are always JSON: {"message": …, "code": …}. Privacy: user objects carry'
+        " `email` only for the two members of a session; a completed session is readable by its members"
+        " only; a private session needs its invite code. Writes with a body must be application/json"
+        " (415); per-user quotas answer 429 with Retry-After.",
     },
     "paths": PATHS,
     "components": {

@@ -21,7 +21,7 @@ from types import FrameType
 from aiohttp import web
 
 from hireflow.settings import Settings
-from hireflow.web.app import create_app
+from hireflow.web.app import create_app, server_options
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ def _run(settings: Settings, *, reuse_port: bool) -> None:
         backlog=2048,
         reuse_port=reuse_port,
         print=None if reuse_port else print,  # one "Running on" line, not one per process
+        **server_options(settings),  # the request-head timeout
     )
 
 
