@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     """Leeway for `exp`/`nbf`/`iat` when verifying session tokens."""
     clerk_timeout_s: float = Field(default=5.0, gt=0)
     """Timeout of one Clerk Backend API call."""
+    clerk_jwks_refresh_s: float = Field(default=300.0, gt=0)
+    """Without CLERK_JWT_KEY: the key set is re-fetched at most this often (revoked keys drop out)."""
+    clerk_jwks_unknown_kid_s: float = Field(default=30.0, gt=0)
+    """...and at most this often for a token whose `kid` is not known yet (a key rotation)."""
 
     inngest_event_key: SecretStr | None = None
     """Inngest event key."""

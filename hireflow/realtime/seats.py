@@ -46,6 +46,7 @@ class Seats:
         self._lease_s = lease_s
         self._acquire = redis.register_script(_ACQUIRE)
         self._instance = secrets.token_hex(6)
+        self._releasing: set[asyncio.Task[None]] = set()
 
     def seat_id(self, conn: object) -> str:
         return f"{self._instance}:{id(conn)}"
@@ -66,7 +67,13 @@ class Seats:
             self._metrics.quota_rejections.labels("ws_connections").inc()
         return bool(taken)
 
-    async def release(self, user_id: str, seat_id: str) -> None:
+    def release_soon(self, user_id: str, seat_id: str) -> None:
+        """Give the seat back, in a task of its own: the socket's handler may be cancelled meanwhile."""
+        task = asyncio.create_task(self._release(user_id, seat_id))
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
+
+    async def _release(self, user_id: str, seat_id: str) -> None:
         try:
             await self._redis.zrem(keys.WS_SEATS + user_id, seat_id)
         except (RedisError, OSError) as exc:

@@ -15,6 +15,7 @@ presents its invite code. Everyone else is told "Session not found", exactly as 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from typing import Any, Literal, cast
 
 from hireflow.errors import BadRequest
@@ -41,7 +42,7 @@ def parse_visibility(body: dict[str, Any]) -> Visibility:
 
 def invite_code_from(body: object) -> str | None:
     """The `inviteCode` of a request body or query, if it is a string."""
-    code = body.get("inviteCode") if isinstance(body, dict) else None
+    code = body.get("inviteCode") if isinstance(body, Mapping) else None
     return code if isinstance(code, str) and code else None
 
 

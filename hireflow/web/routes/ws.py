@@ -78,7 +78,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     seat = seats.seat_id(ws)
     if not await seats.acquire(user_id, seat):
         limit = settings.quota_ws_per_user
-        await ws.send_bytes(protocol.error_frame("rate_limited", f"Too many WebSockets (at most {limit} per user)"))
+        await ws.send_str(
+            protocol.error_frame("rate_limited", f"Too many WebSockets (at most {limit} per user)").decode()
+        )
         await ws.close(code=protocol.CLOSE_POLICY, message=b"too many connections")
         return ws
     conn = Connection(
@@ -103,8 +105,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     finally:
         expiry.cancel()
         hub.detach(conn)
+        seats.release_soon(user_id, seat)  # before any await: aiohttp may cancel this handler on disconnect
         await conn.stop()
-        await seats.release(user_id, seat)
     return ws
 
 
