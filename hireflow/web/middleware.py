@@ -87,7 +87,12 @@ def errors(metrics: Metrics) -> web.middleware:  # type: ignore[valid-type]
             return response
         except web.RequestPayloadError as exc:  # e.g. a body that is not in its Content-Encoding
             log.info("%s %s: unreadable body: %s", request.method, request.path, exc)
-            return error_response(400, "Request body could not be decoded", "bad_request")
+            response = error_response(400, "Request body could not be decoded", "bad_request")
+            # The rest of the body cannot be parsed either: close the connection after this answer
+            # (and mark the body read, or aiohttp re-raises the same error while draining it).
+            response.force_close()
+            request.content.feed_eof()
+            return response
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
