@@ -33,8 +33,6 @@ def new_invite_code() -> str:
 
 def parse_visibility(body: dict[str, Any]) -> Visibility:
     value = body.get("visibility", "public")
-    if value is None:
-        return "public"
     if value not in VISIBILITIES:
         raise BadRequest("Visibility must be one of: public, private")
     return cast(Visibility, value)

@@ -108,7 +108,7 @@ async def test_the_host_rotates_the_invite_code(client, factory: Factory):
 
 async def test_bad_visibility_is_400(client, factory: Factory):
     host = await factory.user("host")
-    for value in ("secret", 1, ["private"]):
+    for value in ("secret", 1, ["private"], None):
         resp = await client.post(
             "/api/sessions", json={"problem": "P", "difficulty": "easy", "visibility": value}, headers=host.headers
         )

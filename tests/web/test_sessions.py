@@ -134,7 +134,8 @@ async def test_chunked_body_over_64_kib_is_413(client, factory: Factory):
         for _ in range(80):
             yield b"x" * 1024
 
-    resp = await client.post("/api/sessions", data=chunks(), headers=host.headers)
+    headers = {**host.headers, "Content-Type": "application/json"}
+    resp = await client.post("/api/sessions", data=chunks(), headers=headers)
     assert resp.status == 413
 
 
