@@ -23,6 +23,7 @@ from limits import RateLimitItem, parse
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
+from limits.storage import storage_from_string
 from redis.exceptions import RedisError
 
 from hireflow import keys
@@ -58,7 +59,8 @@ class Quotas:
             raise ValueError("REDIS_URL is not set")
         self._enabled = settings.quotas_enabled
         self._metrics = metrics
-        self._storage = RedisStorage(
+        # By URL scheme, so that a Sentinel URL (`redis+sentinel://`) gets the Sentinel storage.
+        storage = storage_from_string(
             "async+" + settings.redis_url,
             implementation="redispy",
             key_prefix=keys.QUOTAS,
@@ -66,7 +68,10 @@ class Quotas:
             socket_timeout=REDIS_TIMEOUT_S,
             socket_connect_timeout=REDIS_TIMEOUT_S,
         )
-        self._limiter = MovingWindowRateLimiter(self._storage)
+        if not isinstance(storage, RedisStorage):
+            raise ValueError("REDIS_URL must be a Redis URL")
+        self._storage = storage
+        self._limiter = MovingWindowRateLimiter(storage)
         self._quotas: dict[QuotaName, RateLimitItem] = {
             "create": parse(settings.quota_creates),
             "join": parse(settings.quota_joins),
