@@ -44,8 +44,6 @@ class Stack:
             "CLIENT_URL": "http://localhost:5173",
             # One bench user creates and connects far beyond the per-user quotas: measure the server.
             "QUOTAS_ENABLED": "false",
-            "QUOTA_ACTIVE_SESSIONS": "1000000",
-            "QUOTA_WS_PER_USER": "1000000",
             **self._extra_env,
         }
         return self

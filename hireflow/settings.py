@@ -130,7 +130,7 @@ class Settings(BaseSettings):
 
     # Abuse limits and privacy (issue 12). Rates are `limits` strings: "30/hour", "10/minute".
     quotas_enabled: bool = True
-    """Enforce the per-user rate quotas below (in Redis; they fail open while Redis is down)."""
+    """Enforce the per-user quotas below (`false`: none but the subscriptions per socket; benchmarks)."""
     quota_active_sessions: int = Field(default=3, ge=1)
     """Active sessions one user may host at once (checked in MongoDB when creating one)."""
     quota_creates: str = "30/hour"

@@ -39,7 +39,8 @@ return 1
 
 
 class Seats:
-    def __init__(self, redis: Redis, limit: int, metrics: Metrics, *, lease_s: float = LEASE_S) -> None:
+    def __init__(self, redis: Redis, limit: int | None, metrics: Metrics, *, lease_s: float = LEASE_S) -> None:
+        """`limit` None: no limit, nothing kept in Redis (QUOTAS_ENABLED=false)."""
         self._redis = redis
         self._limit = limit
         self._metrics = metrics
@@ -53,6 +54,8 @@ class Seats:
 
     async def acquire(self, user_id: str, seat_id: str) -> bool:
         """Take a seat for a new socket of `user_id`; False when the user already holds the limit."""
+        if self._limit is None:
+            return True
         now = time.time()
         try:
             taken = await self._acquire(
@@ -69,6 +72,8 @@ class Seats:
 
     def release_soon(self, user_id: str, seat_id: str) -> None:
         """Give the seat back, in a task of its own: the socket's handler may be cancelled meanwhile."""
+        if self._limit is None:
+            return
         task = asyncio.create_task(self._release(user_id, seat_id))
         self._releasing.add(task)
         task.add_done_callback(self._releasing.discard)
@@ -81,6 +86,8 @@ class Seats:
 
     async def renew(self, held: Iterable[tuple[str, str]]) -> None:
         """Extend the leases of the (user id, seat id) pairs this instance holds."""
+        if self._limit is None:
+            return
         expiry = time.time() + self._lease_s
         async with self._redis.pipeline(transaction=False) as pipe:
             for user_id, seat_id in held:

@@ -89,7 +89,7 @@ class SessionService:
         cache_max_age_s: float,
         idempotency: IdempotencyRepo | None = None,
         stream_enabled: bool = True,
-        max_active_hosted: int = 3,
+        max_active_hosted: int | None = 3,
     ) -> None:
         self._max_active_hosted = max_active_hosted
         self._sessions = sessions
@@ -161,7 +161,9 @@ class SessionService:
         unannounced. Every pair of racers has at least one that sees both, so the cap is never
         exceeded; the residual race is the other way: a burst may refuse one create too many."""
         limit = self._max_active_hosted
-        count = await self._sessions.count_active_hosted(host_id)
+        if limit is None:
+            return
+        count = await self._sessions.count_active_hosted(host_id, up_to=limit + 1)
         if count < limit or (inserted is not None and count == limit):
             return
         if inserted is not None:

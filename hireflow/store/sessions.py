@@ -146,8 +146,9 @@ class SessionRepo:
             return_document=ReturnDocument.AFTER,
         )
 
-    async def count_active_hosted(self, user_id: ObjectId) -> int:
-        return await self._sessions.count_documents({"host": user_id, "status": "active"})
+    async def count_active_hosted(self, user_id: ObjectId, up_to: int) -> int:
+        """How many active sessions the user hosts, counting no further than `up_to` (a bounded scan)."""
+        return await self._sessions.count_documents({"host": user_id, "status": "active"}, limit=up_to)
 
     async def delete(self, session_id: ObjectId) -> None:
         """Remove a session that was never announced (see SessionService.create's active-session cap)."""

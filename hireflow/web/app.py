@@ -131,7 +131,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         cache_max_age_s=settings.cache_max_age_s,
         idempotency=IdempotencyRepo(db),
         stream_enabled=settings.stream_configured,
-        max_active_hosted=settings.quota_active_sessions,
+        max_active_hosted=settings.quota_active_sessions if settings.quotas_enabled else None,
     )
     listener = Listener(app[K.REDIS], heartbeat_s=settings.rt_bus_heartbeat_s)
     hub = app[K.HUB] = Hub(bus, listener, app[K.SESSIONS], app[K.VERSIONS], burst_threads=settings.ws_burst_threads)
@@ -139,7 +139,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[K.USER_SYNC] = UserSync(users, app[K.USERS], app[K.SESSIONS], session_repo, app[K.QUEUE], hub.disconnect_user)
     listening = asyncio.create_task(listener.run(hub.on_event, hub.on_control, hub.on_reconnect))
     repairing = asyncio.create_task(realtime.repair_forever(settings.rt_repair_interval_s))
-    seats = app[K.SEATS] = Seats(app[K.REDIS], settings.quota_ws_per_user, app[K.METRICS])
+    ws_limit = settings.quota_ws_per_user if settings.quotas_enabled else None
+    seats = app[K.SEATS] = Seats(app[K.REDIS], ws_limit, app[K.METRICS])
     held = lambda: [(user_id, seats.seat_id(conn.ws)) for user_id, conn in hub.user_connections()]  # noqa: E731
     renewing = asyncio.create_task(seats.renew_forever(held))
     # Serve once the bus is subscribed (or after a short wait while Redis is down: REST still works).

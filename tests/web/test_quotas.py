@@ -113,3 +113,16 @@ async def test_quotas_fail_open_when_redis_is_down(infra, db_name, fake_clerk, m
         assert 'hireflow_quota_unavailable_total{quota="create"} 2.0' in metrics
     finally:
         await client.close()
+
+
+async def test_quotas_enabled_false_lifts_them(infra, db_name, fake_clerk, redis, mongo, factory: Factory):
+    client = await quota_app(
+        infra, db_name, fake_clerk, quotas_enabled=False, quota_active_sessions=1, quota_creates="1/hour"
+    )
+    try:
+        host = await factory.user("host")
+        for _ in range(3):
+            assert (await client.post("/api/sessions", json=NEW, headers=host.headers)).status == 201
+        assert await redis.keys("hireflow:quota:*") == []
+    finally:
+        await client.close()
