@@ -136,18 +136,19 @@ class SessionService:
         retried insert whose first attempt landed, or a retried request with the same Idempotency-Key,
         answers with the one stored session instead of storing a second."""
         problem, difficulty = validate_new_session(body)
+        visibility = access.parse_visibility(cast(dict[str, Any], body))
         session_id = ObjectId()
         if idempotency_key is not None:
             if self._idempotency is None:
                 raise RuntimeError("SessionService built without an IdempotencyRepo")
-            fingerprint = hashlib.sha256(orjson.dumps([problem, difficulty])).hexdigest()
+            private = ["private"] if visibility == "private" else []  # public keeps earlier fingerprints
+            fingerprint = hashlib.sha256(orjson.dumps([problem, difficulty, *private])).hexdigest()
             claimed = await self._idempotency.claim(host["_id"], idempotency_key, fingerprint, session_id)
             if claimed != session_id:
                 earlier = await self._sessions.get(claimed)
                 if earlier is not None:
                     return (await self._populate([earlier], {host["_id"]: host}))[0]
                 session_id = claimed  # the first request claimed the key but never stored its session
-        visibility = access.parse_visibility(cast(dict[str, Any], body))
         await self._check_active_cap(host["_id"])
         doc = await self._insert(session_id, problem, difficulty, host["_id"], visibility)
         await self._check_active_cap(host["_id"], inserted=doc["_id"])
