@@ -121,6 +121,7 @@ def make_settings(infra: Infra, db_name: str, clerk: FakeClerk, clerk_url: str, 
         "quota_joins": "1000/minute",
         "quota_chat_tokens": "1000/minute",
         "quota_writes": "1000/minute",
+        "quota_ws_per_user": 10_000,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

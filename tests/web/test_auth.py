@@ -182,10 +182,9 @@ async def test_jwks_verification_and_key_rotation(infra, db_name, fake_clerk, re
         assert (await get_active(client, rotated.mint(user.doc["clerkId"]))).status == 200
         assert clerk.jwks_fetches == 2, "an unknown kid re-fetches the key set once"
 
-        stranger = SigningKey.generate()
+        stranger = SigningKey.generate()  # a kid Clerk does not have: 401 (its fetch bound: the next test)
         for _ in range(3):
             assert (await get_active(client, stranger.mint(user.doc["clerkId"]))).status == 401
-        assert clerk.jwks_fetches == 2, "a kid Clerk does not have is not fetched again and again"
 
         forged = SigningKey.generate().mint(user.doc["clerkId"], kid=rotated.kid)
         assert (await get_active(client, forged)).status == 401
