@@ -34,6 +34,7 @@ bench: install
 	$(BIN)/python bench/rest.py
 	$(BIN)/python bench/provisioning.py
 	$(BIN)/python bench/ws_fanout.py
+	$(BIN)/python bench/forged_tokens.py
 
 dev: install
 	$(BIN)/python -m hireflow.dev

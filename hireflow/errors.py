@@ -17,6 +17,11 @@ class HireFlowError(Exception):
         if code is not None:
             self.code = code
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Extra response headers (e.g. `Retry-After`)."""
+        return {}
+
 
 class BadRequest(HireFlowError):
     status = 400
@@ -61,6 +66,29 @@ class Unprocessable(HireFlowError):
 class PayloadTooLarge(HireFlowError):
     status = 413
     code = "payload_too_large"
+
+
+class UnsupportedMediaType(HireFlowError):
+    status = 415
+    code = "unsupported_media_type"
+
+    def __init__(self, message: str = "Content-Type must be application/json") -> None:
+        super().__init__(message)
+
+
+class TooManyRequests(HireFlowError):
+    """A quota was exceeded (hireflow/quotas.py); the client may retry after `retry_after_s`."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = max(1, retry_after_s)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
 
 
 class ServiceUnavailable(HireFlowError):

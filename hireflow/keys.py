@@ -30,3 +30,8 @@ RT_CONTROL = PREFIX + "rt:control"
 # Per session: a hash {topic: ev} of the last change published to each of its topics, so that a late or
 # repeated announcement of an older change is dropped (see SessionEvent.ev).
 RT_GATE = PREFIX + "rt:gate:"
+
+# Per-user quotas (hireflow/quotas.py): the `limits` library's moving windows live under this prefix,
+# and each user's open WebSockets (a sorted set of connection ids scored by lease expiry).
+QUOTAS = PREFIX + "quota"
+WS_SEATS = PREFIX + "quota:ws:"

@@ -41,6 +41,17 @@ class NewSession(BaseModel):
         str, StringConstraints(min_length=1, max_length=MAX_PROBLEM_CHARS), AfterValidator(_not_blank)
     ] = Field(description="The coding problem's title", examples=["Two Sum"])
     difficulty: Difficulty
+    visibility: Literal["public", "private"] = Field(
+        default="public", description="`private`: not in the lobby; read and joined with its `inviteCode`"
+    )
+
+
+class JoinSession(BaseModel):
+    """`POST /api/sessions/{id}/join` (optional body): the invite code of a private session."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    inviteCode: str | None = None
 
 
 # Each failure of NewSession as the message the frontend shows, checked in this order (the first that
@@ -55,6 +66,7 @@ _NEW_SESSION_MESSAGES: tuple[tuple[str, str | None, str], ...] = (
     ("string_type", "problem", "Problem must be a string"),
     ("string_too_long", "problem", f"Problem must be at most {MAX_PROBLEM_CHARS} characters"),
     ("literal_error", "difficulty", "Difficulty must be one of: " + ", ".join(get_args(Difficulty))),
+    ("literal_error", "visibility", "Visibility must be one of: public, private"),
 )
 
 
@@ -63,7 +75,10 @@ NEW_SESSION_MESSAGES = tuple(dict.fromkeys(message for _kind, _field, message in
 
 
 def _new_session_message(errors: list[ErrorDetails]) -> str:
-    if any(e["type"] not in ("dict_type", "model_type") and e["input"] in (None, "") for e in errors):
+    if any(
+        e["type"] not in ("dict_type", "model_type") and e["loc"][:1] != ("visibility",) and e["input"] in (None, "")
+        for e in errors
+    ):
         return _REQUIRED  # `null` or "" for either field counts as missing, as it always has
     for kind, field, message in _NEW_SESSION_MESSAGES:
         if any(e["type"] == kind and (field is None or e["loc"][:1] == (field,)) for e in errors):
@@ -96,9 +111,11 @@ class Error(BaseModel):
 
 
 class User(BaseModel):
+    """`email` only when the caller is one of the session's two members."""
+
     id: str = Field(alias="_id", pattern=OBJECT_ID)
     name: str
-    email: str
+    email: str | None = None
     profileImage: str
     clerkId: str
 
@@ -119,6 +136,8 @@ class Session(BaseModel):
     createdAt: datetime
     updatedAt: datetime
     endedAt: datetime | None
+    visibility: Literal["public", "private"] = "public"
+    inviteCode: str | None = Field(default=None, description="Private sessions, to their host only")
 
 
 class OneSession(BaseModel):
@@ -152,7 +171,7 @@ class Ready(BaseModel):
     realtime: Literal["ok"]
 
 
-REQUEST_MODELS: tuple[type[BaseModel], ...] = (NewSession,)
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (NewSession, JoinSession)
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     Error,
     User,

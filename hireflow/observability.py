@@ -69,6 +69,16 @@ class Metrics:
             registry=r,
         )
 
+        self.quota_unavailable = Counter(
+            "hireflow_quota_unavailable",
+            "Quota checks let through because Redis could not be reached (quotas fail open)",
+            ["quota"],
+            registry=r,
+        )
+        self.quota_rejections = Counter(
+            "hireflow_quota_rejections", "Requests and frames refused by a per-user quota", ["quota"], registry=r
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 

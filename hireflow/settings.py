@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from limits import parse as parse_rate
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["development", "production", "test"]
@@ -63,6 +64,10 @@ class Settings(BaseSettings):
     """Leeway for `exp`/`nbf`/`iat` when verifying session tokens."""
     clerk_timeout_s: float = Field(default=5.0, gt=0)
     """Timeout of one Clerk Backend API call."""
+    clerk_jwks_refresh_s: float = Field(default=300.0, gt=0)
+    """Without CLERK_JWT_KEY: the key set is re-fetched at most this often (revoked keys drop out)."""
+    clerk_jwks_unknown_kid_s: float = Field(default=30.0, gt=0)
+    """...and at most this often for a token whose `kid` is not known yet (a key rotation)."""
 
     inngest_event_key: SecretStr | None = None
     """Inngest event key."""
@@ -123,6 +128,29 @@ class Settings(BaseSettings):
     rt_repair_interval_s: float = Field(default=1.0, gt=0)
     """How often a topic whose publish failed is retried (restarted, resetting its subscribers)."""
 
+    # Abuse limits and privacy (issue 12). Rates are `limits` strings: "30/hour", "10/minute".
+    quotas_enabled: bool = True
+    """Enforce the per-user quotas below (`false`: none but the subscriptions per socket; benchmarks)."""
+    quota_active_sessions: int = Field(default=3, ge=1)
+    """Active sessions one user may host at once (checked in MongoDB when creating one)."""
+    quota_creates: str = "30/hour"
+    """Sessions one user may create per window."""
+    quota_joins: str = "30/minute"
+    """Join attempts per user per window."""
+    quota_chat_tokens: str = "30/minute"
+    """`GET /api/chat/token` calls per user per window."""
+    quota_writes: str = "60/minute"
+    """Other writes (end, invite-code rotation) per user per window."""
+    quota_ws_per_user: int = Field(default=20, ge=1)
+    """Open WebSockets per user, across every instance."""
+    quota_subs_per_socket: int = Field(default=100, ge=1)
+    """Topics one WebSocket may subscribe to at once."""
+    http_header_timeout_s: float = Field(default=10.0, gt=0)
+    """A connection that has not sent a complete request head this long after it opened (or after
+    its previous response) is closed; also the idle keep-alive timeout."""
+    metrics_token: SecretStr | None = None
+    """Bearer token `/metrics` requires on the main port in production (else use METRICS_PORT)."""
+
     metrics_enabled: bool = True
     """Serve Prometheus metrics (not behind Clerk auth)."""
     metrics_port: int | None = None
@@ -138,6 +166,12 @@ class Settings(BaseSettings):
         if self.web_concurrency is not None:
             return self.web_concurrency
         return (os.cpu_count() or 1) if self.node_env == "production" else 1
+
+    @field_validator("quota_creates", "quota_joins", "quota_chat_tokens", "quota_writes")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        parse_rate(value)  # raises ValueError on anything `limits` cannot read
+        return value
 
     @property
     def listen_host(self) -> str:

@@ -16,4 +16,8 @@ def load() -> Settings:
     if missing:
         print(f"missing required environment variables: {', '.join(missing)}", file=sys.stderr)
         raise SystemExit(2)
+    if settings.node_env == "production" and settings.inngest_dev:
+        # Dev mode skips Inngest's request signatures: anyone could call the sync functions.
+        print("INNGEST_DEV is refused when NODE_ENV=production (it disables signature checks)", file=sys.stderr)
+        raise SystemExit(2)
     return settings

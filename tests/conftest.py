@@ -117,6 +117,13 @@ def make_settings(infra: Infra, db_name: str, clerk: FakeClerk, clerk_url: str, 
         "clerk_timeout_s": 2.0,
         # Tests that start an app against a dead Redis on purpose should not wait the default 120 s.
         "startup_timeout_s": 2.0,
+        # Tests act as one user many times over; tests/web/test_quotas.py checks the real limits.
+        "quota_active_sessions": 1000,
+        "quota_creates": "1000/minute",
+        "quota_joins": "1000/minute",
+        "quota_chat_tokens": "1000/minute",
+        "quota_writes": "1000/minute",
+        "quota_ws_per_user": 10_000,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

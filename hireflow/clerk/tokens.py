@@ -1,10 +1,11 @@
 """Verify Clerk session tokens with the Clerk SDK's async verifier (it never blocks the event loop).
 
-With `CLERK_JWT_KEY` the check is networkless. Otherwise the SDK fetches the JWKS from the Backend
-API, caches each key for five minutes and, for a `kid` it has not seen (key rotation), fetches again.
-Three additions are ours: only session tokens are accepted (the SDK would send machine-token prefixes
-to Clerk for remote verification); a `kid` that was just looked up and not found is refused for a few
-seconds instead of fetching the JWKS for every such token; and a token that verified is remembered
+With `CLERK_JWT_KEY` the check is networkless. Otherwise the key set is fetched from the Backend API
+by `jwks.KeySet`, with bounds (at most one fetch per 5 minutes for known keys, per 30 s for an
+unknown `kid`), and the SDK verifies with the key found there, networkless too: the SDK's own remote
+path would re-fetch the key set for every token with a bad signature. Also ours: only session tokens
+are accepted (the SDK would send machine-token prefixes to Clerk for remote verification); and a
+token that verified is remembered
 until it expires (a browser sends the same short-lived token with every request), so the RSA check
 runs once per token rather than once per request. Expiry is still checked on every use.
 """
@@ -12,6 +13,7 @@ runs once per token rather than once per request. Expiry is still checked on eve
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import OrderedDict
@@ -28,13 +30,12 @@ from clerk_backend_api.security.types import (
 )
 from clerk_backend_api.security.verifytoken import verify_token_async
 
+from hireflow.clerk.jwks import KeySet
 from hireflow.errors import ServiceUnavailable, Unauthorized
 from hireflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
-UNKNOWN_KID_COOLDOWN_S = 10.0
-_MAX_REMEMBERED_KIDS = 1024
 _MAX_REMEMBERED_TOKENS = 20_000
 _UPSTREAM_FAILURES = {
     TokenVerificationErrorReason.JWK_FAILED_TO_LOAD,
@@ -64,7 +65,17 @@ class TokenVerifier:
         )
         self._timeout_s = settings.clerk_timeout_s
         self._skew_s = settings.clerk_clock_skew_s
-        self._missing_kids: dict[str, float] = {}
+        self._keyset = (
+            KeySet(
+                self._options.api_url,
+                secret,
+                timeout_s=settings.clerk_timeout_s,
+                refresh_s=settings.clerk_jwks_refresh_s,
+                unknown_kid_s=settings.clerk_jwks_unknown_kid_s,
+            )
+            if secret and not self._options.jwt_key
+            else None
+        )
         self._verified: OrderedDict[str, Claims] = OrderedDict()
 
     @property
@@ -81,15 +92,17 @@ class TokenVerifier:
             raise Unauthorized("token_expired")
         if not token or get_token_type(token) is not TokenType.SESSION_TOKEN:
             raise Unauthorized()
-        kid = self._kid(token)
-        if kid is not None and self._recently_missing(kid):
-            raise Unauthorized()
+        options = self._options
         try:
             async with asyncio.timeout(self._timeout_s):
-                payload = await verify_token_async(token, self._options)
+                if self._keyset is not None:
+                    kid = self._kid(token)
+                    pem = await self._keyset.pem(kid) if kid is not None else None
+                    if pem is None:
+                        raise Unauthorized()
+                    options = dataclasses.replace(options, jwt_key=pem)
+                payload = await verify_token_async(token, options)
         except TokenVerificationError as exc:
-            if exc.reason is TokenVerificationErrorReason.JWK_KID_MISMATCH and kid is not None:
-                self._remember_missing(kid)
             if exc.reason in _UPSTREAM_FAILURES:
                 log.warning("session token could not be verified: %s", exc.reason.value[0])
                 raise ServiceUnavailable() from exc
@@ -112,20 +125,6 @@ class TokenVerifier:
         except jwt.InvalidTokenError as exc:
             raise Unauthorized() from exc
         return kid if isinstance(kid, str) else None
-
-    def _recently_missing(self, kid: str) -> bool:
-        since = self._missing_kids.get(kid)
-        if since is None:
-            return False
-        if time.monotonic() - since < UNKNOWN_KID_COOLDOWN_S:
-            return True
-        del self._missing_kids[kid]
-        return False
-
-    def _remember_missing(self, kid: str) -> None:
-        if len(self._missing_kids) >= _MAX_REMEMBERED_KIDS:
-            self._missing_kids.clear()
-        self._missing_kids[kid] = time.monotonic()
 
 
 def _claims(payload: dict[str, Any]) -> Claims:

@@ -45,6 +45,9 @@ class Subscription:
     """False while the writer builds its snapshot or replay; events wait in `pending` meanwhile."""
     pending: list[tuple[str, int, bytes]] = field(default_factory=list)
     pending_lost: bool = False
+    invite_code: str | None = None
+    """The code sent with the subscribe (private sessions); checked once, before the first snapshot."""
+    authorized: bool = False
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from hireflow.realtime import protocol
 from hireflow.realtime.burst import BurstWriter
 from hireflow.realtime.bus import RESTART_TOPIC, Bus, BusEvent, Listener
 from hireflow.realtime.connection import Connection, Subscription, Sync
+from hireflow.services.access import can_read, public_view
 from hireflow.services.sessions import SessionService
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,9 @@ class Hub:
 
     # --- connections ----------------------------------------------------------------------------
 
+    def user_connections(self) -> list[tuple[str, Connection]]:
+        return [(user_id, conn) for user_id, conns in self._by_user.items() for conn in conns]
+
     def attach(self, conn: Connection) -> None:
         self._by_user[conn.user_id].add(conn)
 
@@ -79,11 +83,13 @@ class Hub:
             if not users:
                 del self._by_user[conn.user_id]
 
-    def subscribe(self, conn: Connection, topic: str, epoch: str | None, since: int | None) -> None:
+    def subscribe(
+        self, conn: Connection, topic: str, epoch: str | None, since: int | None, invite_code: str | None = None
+    ) -> None:
         if topic in conn.subs:
             self.unsubscribe(conn, topic)
         self._topics[topic].add(conn)
-        conn.subscribe(Subscription(topic), epoch, since)
+        conn.subscribe(Subscription(topic, invite_code=invite_code), epoch, since)
 
     def unsubscribe(self, conn: Connection, topic: str) -> None:
         conn.unsubscribe(topic)
@@ -188,14 +194,34 @@ class Hub:
     # --- snapshots and resume (run by the connection's writer) ---------------------------------
 
     async def state(self, topic: str) -> Any:
+        """A topic's snapshot as every subscriber sees it: public views (services/access.py), like events."""
         versions = await self._versions.read()
         if topic == protocol.LOBBY:
-            return await self._sessions.active(versions)
-        return await self._sessions.get(topic[len(protocol.SESSION_PREFIX) :], versions)
+            return [public_view(session) for session in await self._sessions.active(versions)]
+        return public_view(await self._sessions.get(topic[len(protocol.SESSION_PREFIX) :], versions))
+
+    async def _readable(self, conn: Connection, sub: Subscription) -> bool:
+        """Whether the subscriber may follow the topic. Checked before anything touches Redis, so a
+        subscribe to a session that does not exist (or that the caller may not see) creates nothing:
+        completed sessions are for their members, private ones for members and holders of the code."""
+        if sub.topic == protocol.LOBBY:
+            return True
+        versions = await self._versions.read()
+        try:
+            session = await self._sessions.get(sub.topic[len(protocol.SESSION_PREFIX) :], versions)
+        except NotFound:
+            return False
+        return can_read(session, conn.user_id, sub.invite_code)
 
     async def sync(self, conn: Connection, job: Sync) -> None:
         """Bring one subscription up to date: replay from `since`, else (reset +) snapshot; then go live."""
         sub, reason = job.sub, job.reason
+        if not sub.authorized:
+            if not await self._readable(conn, sub):
+                await conn.write(protocol.error_frame("not_found", "Session not found"))
+                self.unsubscribe(conn, sub.topic)
+                return
+            sub.authorized = True
         while True:
             sub.pending_lost = False
             epoch, seq = await self.bus.meta(sub.topic)

@@ -16,6 +16,7 @@ SESSION_PREFIX = "session:"
 # Close codes beyond RFC 6455's.
 CLOSE_AUTH = 4001
 CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
 CLOSE_TRY_AGAIN_LATER = 1013
 
 ResetReason = Literal["retention", "epoch", "since", "slow"]
@@ -40,6 +41,7 @@ class Subscribe:
     topic: str
     epoch: str | None
     since: int | None
+    invite_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,10 @@ def parse(raw: str | bytes) -> ClientMessage:
             raise ProtocolError("bad_message", "epoch must be a string")
         if since is not None and (isinstance(since, bool) or not isinstance(since, int) or since < 0):
             raise ProtocolError("bad_message", "since must be a non-negative integer")
-        return Subscribe(valid_topic(data.get("topic")), epoch, since)
+        code = data.get("inviteCode")
+        if code is not None and not isinstance(code, str):
+            raise ProtocolError("bad_message", "inviteCode must be a string")
+        return Subscribe(valid_topic(data.get("topic")), epoch, since, code or None)
     if kind == "unsubscribe":
         return Unsubscribe(valid_topic(data.get("topic")))
     raise ProtocolError("bad_message", "unknown message type")

@@ -20,12 +20,16 @@ from hireflow.events import SessionEvent
 from hireflow.observability import Metrics
 from hireflow.realtime import protocol
 from hireflow.realtime.bus import Bus
+from hireflow.services.access import public_view
 
 log = logging.getLogger(__name__)
 
 
 class RealtimeSink:
-    """Publishes to `session:<id>` always, and to `lobby` while the session is active (and its end)."""
+    """Publishes to `session:<id>` always, and to `lobby` while a public session is active (and its end).
+
+    What is published (and retained in Redis) is the session's public view: no emails, no invite
+    code (services/access.py), so that one serialization serves every subscriber."""
 
     def __init__(self, bus: Bus, versions: CacheVersions, metrics: Metrics | None = None) -> None:
         self._bus = bus
@@ -36,9 +40,10 @@ class RealtimeSink:
 
     async def publish(self, event: SessionEvent) -> bool:
         """True when every topic got the event (or already had a newer one)."""
-        body = protocol.event_body(event.kind, event.session)
+        body = protocol.event_body(event.kind, public_view(event.session))
         topics = [protocol.session_topic(event.session_id)]
-        if event.kind == "session.ended" or event.session.get("status") == "active":
+        listed = event.session.get("visibility") != "private"
+        if listed and (event.kind == "session.ended" or event.session.get("status") == "active"):
             topics.insert(0, protocol.LOBBY)
         delivered = True
         for topic in topics:

@@ -13,9 +13,10 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from hireflow import keys
 from hireflow.cache import CacheVersions, LocalCache, Versions
-from hireflow.errors import BadRequest, Conflict, Forbidden, NotFound
+from hireflow.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
 from hireflow.events import EventSink, SessionEvent
 from hireflow.models import NewSession, parse
+from hireflow.services import access
 from hireflow.store.idempotency import IdempotencyRepo
 from hireflow.store.mongo import Document
 from hireflow.store.sessions import Difficulty, SessionRepo, StreamStatus, parse_id
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 
 _MAX_CACHED_SESSIONS = 10_000
 _RACE_RETRIES = 3
+ACTIVE_CAP_RETRY_S = 60
+"""`Retry-After` of a create refused by the active-session cap (it lasts until the host ends one)."""
 
 SessionJson = dict[str, Any]
 
@@ -33,13 +36,6 @@ SessionJson = dict[str, Any]
 def new_call_id() -> str:
     """128 random bits: unguessable, and valid as both a Stream call id and a chat channel id."""
     return "session_" + secrets.token_hex(16)
-
-
-def validate_new_session(body: object) -> tuple[str, Difficulty]:
-    """`problem` (trimmed) and `difficulty` from a create request; unknown fields are ignored. The rules
-    and their messages are the `NewSession` model's (hireflow/models.py)."""
-    new = parse(NewSession, body)
-    return new.problem, new.difficulty
 
 
 def session_json(doc: Document, users: dict[ObjectId, Document]) -> SessionJson:
@@ -57,6 +53,9 @@ def session_json(doc: Document, users: dict[ObjectId, Document]) -> SessionJson:
         "createdAt": iso(doc.get("createdAt")),
         "updatedAt": iso(doc.get("updatedAt")),
         "endedAt": iso(doc.get("endedAt")),
+        "visibility": doc.get("visibility", "public"),
+        # Shared by every reader: hireflow/services/access.py strips it for all but the host.
+        **({"inviteCode": doc["inviteCode"]} if doc.get("inviteCode") else {}),
     }
 
 
@@ -71,7 +70,9 @@ class SessionService:
         cache_max_age_s: float,
         idempotency: IdempotencyRepo | None = None,
         stream_enabled: bool = True,
+        max_active_hosted: int | None = 3,
     ) -> None:
+        self._max_active_hosted = max_active_hosted
         self._sessions = sessions
         self._idempotency = idempotency
         # Without Stream no worker will ever provision the session: say so from its first response.
@@ -115,22 +116,47 @@ class SessionService:
         """Store a new session and announce it. Its `_id` is chosen before anything is written, so a
         retried insert whose first attempt landed, or a retried request with the same Idempotency-Key,
         answers with the one stored session instead of storing a second."""
-        problem, difficulty = validate_new_session(body)
+        new = parse(NewSession, body)  # the rules and their messages are the model's (hireflow/models.py)
+        problem, difficulty, visibility = new.problem, new.difficulty, new.visibility
         session_id = ObjectId()
         if idempotency_key is not None:
             if self._idempotency is None:
                 raise RuntimeError("SessionService built without an IdempotencyRepo")
-            fingerprint = hashlib.sha256(orjson.dumps([problem, difficulty])).hexdigest()
+            private = ["private"] if visibility == "private" else []  # public keeps earlier fingerprints
+            fingerprint = hashlib.sha256(orjson.dumps([problem, difficulty, *private])).hexdigest()
             claimed = await self._idempotency.claim(host["_id"], idempotency_key, fingerprint, session_id)
             if claimed != session_id:
                 earlier = await self._sessions.get(claimed)
                 if earlier is not None:
                     return (await self._populate([earlier], {host["_id"]: host}))[0]
                 session_id = claimed  # the first request claimed the key but never stored its session
-        doc = await self._insert(session_id, problem, difficulty, host["_id"])
+        await self._check_active_cap(host["_id"])
+        doc = await self._insert(session_id, problem, difficulty, host["_id"], visibility)
+        await self._check_active_cap(host["_id"], inserted=doc["_id"])
         return await self.announce(doc, {host["_id"]: host})
 
-    async def _insert(self, session_id: ObjectId, problem: str, difficulty: Difficulty, host: ObjectId) -> Document:
+    async def _check_active_cap(self, host_id: ObjectId, inserted: ObjectId | None = None) -> None:
+        """At most `max_active_hosted` active sessions per host: a MongoDB fact, not a counter.
+
+        Checked before the insert (the usual refusal), and counted again after it: when concurrent
+        creates by one host overshoot, each creator that sees too many removes its own session,
+        unannounced. Every pair of racers has at least one that sees both, so the cap is never
+        exceeded; the residual race is the other way: a burst may refuse one create too many."""
+        limit = self._max_active_hosted
+        if limit is None:
+            return
+        count = await self._sessions.count_active_hosted(host_id, up_to=limit + 1)
+        if count < limit or (inserted is not None and count == limit):
+            return
+        if inserted is not None:
+            await self._sessions.delete(inserted)
+        raise TooManyRequests(
+            f"You can host at most {limit} active sessions at once; end one first", ACTIVE_CAP_RETRY_S
+        )
+
+    async def _insert(
+        self, session_id: ObjectId, problem: str, difficulty: Difficulty, host: ObjectId, visibility: str
+    ) -> Document:
         for _attempt in range(_RACE_RETRIES):
             try:
                 return await self._sessions.insert(
@@ -140,6 +166,8 @@ class SessionService:
                     host=host,
                     call_id=new_call_id(),
                     stream_status=self._initial_stream_status,
+                    visibility=visibility,
+                    invite_code=access.new_invite_code() if visibility == "private" else None,
                 )
             except DuplicateKeyError:
                 existing = await self._sessions.get(session_id)
@@ -150,14 +178,14 @@ class SessionService:
                 # else a callId collision (2**-128, but never a 500): draw another
         raise Conflict("Could not allocate a call id, please retry")
 
-    async def join(self, raw_id: str, user: Document) -> SessionJson:
+    async def join(self, raw_id: str, user: Document, invite_code: str | None = None) -> SessionJson:
         session_id, user_id = _session_id(raw_id), user["_id"]
         for _attempt in range(_RACE_RETRIES):
-            doc = await self._sessions.set_participant(session_id, user_id)
+            doc = await self._sessions.set_participant(session_id, user_id, invite_code)
             if doc is not None:
                 return await self.announce(doc, {user_id: user})
             current = await self._sessions.get(session_id)
-            if current is None:
+            if current is None or not _may_see(current, user_id, invite_code):
                 raise NotFound("Session not found")
             if current["status"] != "active":
                 raise BadRequest("Cannot join a completed session")
@@ -176,13 +204,28 @@ class SessionService:
             if doc is not None:
                 return await self.announce(doc, {user_id: user})
             current = await self._sessions.get(session_id)
-            if current is None:
+            if current is None or not _may_see(current, user_id, None):
                 raise NotFound("Session not found")
             if current["host"] != user_id:
                 raise Forbidden("Only the host can end the session")
             if current["status"] == "completed":
                 raise BadRequest("Session is already completed")
         raise BadRequest("Session is already completed")
+
+    async def rotate_invite_code(self, raw_id: str, user: Document) -> SessionJson:
+        """A new invite code for a private session (host only); the old one stops working at once."""
+        session_id, user_id = _session_id(raw_id), user["_id"]
+        doc = await self._sessions.set_invite_code(session_id, user_id, access.new_invite_code())
+        if doc is None:
+            current = await self._sessions.get(session_id)
+            if current is None or not _may_see(current, user_id, None):
+                raise NotFound("Session not found")
+            if current["host"] != user_id:
+                raise Forbidden("Only the host can rotate the invite code")
+            raise BadRequest("Session is not private")
+        # The code is part of the cached JSON: invalidate it everywhere. No event: nothing public changed.
+        await self._versions.bump(keys.SESSIONS_VERSION)
+        return (await self._populate([doc], {user_id: user}))[0]
 
     async def announce(self, doc: Document, known: dict[ObjectId, Document] | None = None) -> SessionJson:
         """After a session was written with an outbox (here, by a worker, or found by the reconciler):
@@ -215,6 +258,14 @@ class SessionService:
         if missing:
             users.update(await self._users.by_ids(missing))
         return [session_json(doc, users) for doc in docs]
+
+
+def _may_see(doc: Document, user_id: ObjectId, invite_code: str | None) -> bool:
+    """Whether a write's error may say anything more than "Session not found" (a private session
+    is only known to its members and to holders of its code)."""
+    if user_id in (doc["host"], doc.get("participant")) or doc.get("visibility") != "private":
+        return True
+    return access.code_matches(doc, invite_code)
 
 
 def _session_id(raw_id: str) -> ObjectId:

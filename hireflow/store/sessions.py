@@ -50,6 +50,8 @@ class SessionRepo:
         host: ObjectId,
         call_id: str,
         stream_status: StreamStatus,
+        visibility: str = "public",
+        invite_code: str | None = None,
     ) -> Document:
         """Insert with ids chosen by the caller, so that an insert retried after a lost reply is
         recognised (DuplicateKeyError on `_id`) instead of stored twice."""
@@ -75,7 +77,10 @@ class SessionRepo:
             # so a stale or repeated announcement is dropped); `outbox` is the one not yet published.
             "ev": 1,
             "outbox": _outbox("session.created", "created"),
+            "visibility": visibility,
         }
+        if invite_code is not None:
+            doc["inviteCode"] = invite_code
         await self._sessions.insert_one(doc)
         return doc
 
@@ -83,7 +88,9 @@ class SessionRepo:
         return await self._sessions.find_one({"_id": session_id})
 
     async def list_active(self, limit: int = LIST_LIMIT) -> list[Document]:
-        cursor = self._sessions.find({"status": "active"}).sort(_RECENT_FIRST).limit(limit)
+        # Private sessions are never listed (sessions stored before `visibility` existed are public).
+        query = {"status": "active", "visibility": {"$ne": "private"}}
+        cursor = self._sessions.find(query).sort(_RECENT_FIRST).limit(limit)
         return await cursor.to_list(limit)
 
     async def list_completed_for(self, user_id: ObjectId, limit: int = LIST_LIMIT) -> list[Document]:
@@ -99,10 +106,16 @@ class SessionRepo:
         ordered = sorted(found.values(), key=lambda d: (d["createdAt"], d["_id"]), reverse=True)
         return ordered[:limit]
 
-    async def set_participant(self, session_id: ObjectId, user_id: ObjectId) -> Document | None:
-        """Atomically make `user_id` the participant of an active, empty session they do not host."""
+    async def set_participant(
+        self, session_id: ObjectId, user_id: ObjectId, invite_code: str | None = None
+    ) -> Document | None:
+        """Atomically make `user_id` the participant of an active, empty session they do not host
+        (a private one only with its invite code)."""
+        access: Document = {"visibility": {"$ne": "private"}}
+        if invite_code is not None:
+            access = {"$or": [access, {"inviteCode": invite_code}]}
         return await self._sessions.find_one_and_update(
-            {"_id": session_id, "status": "active", "host": {"$ne": user_id}, "participant": None},
+            {"_id": session_id, "status": "active", "host": {"$ne": user_id}, "participant": None, **access},
             {
                 "$set": {
                     "participant": user_id,
@@ -130,6 +143,22 @@ class SessionRepo:
                 },
                 "$inc": {"rev": 1, "ev": 1},
             },
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def count_active_hosted(self, user_id: ObjectId, up_to: int) -> int:
+        """How many active sessions the user hosts, counting no further than `up_to` (a bounded scan)."""
+        return await self._sessions.count_documents({"host": user_id, "status": "active"}, limit=up_to)
+
+    async def delete(self, session_id: ObjectId) -> None:
+        """Remove a session that was never announced (see SessionService.create's active-session cap)."""
+        await self._sessions.delete_one({"_id": session_id})
+
+    async def set_invite_code(self, session_id: ObjectId, host_id: ObjectId, invite_code: str) -> Document | None:
+        """Atomically replace the invite code of a private session hosted by `host_id`."""
+        return await self._sessions.find_one_and_update(
+            {"_id": session_id, "host": host_id, "visibility": "private"},
+            {"$set": {"inviteCode": invite_code, "updatedAt": utcnow()}},
             return_document=ReturnDocument.AFTER,
         )
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from arq.connections import ArqRedis
@@ -17,12 +18,14 @@ from hireflow.clerk.api import ClerkApi
 from hireflow.clerk.tokens import TokenVerifier
 from hireflow.errors import HireFlowError
 from hireflow.events import FanOut, LoggingSink
-from hireflow.observability import HubCollector, Metrics, metrics_response, serve_metrics
+from hireflow.observability import HubCollector, Metrics, serve_metrics
 from hireflow.queue import JobQueue, JobSink
+from hireflow.quotas import Quotas
 from hireflow.realtime.bus import Bus, Listener
 from hireflow.realtime.hub import Hub
 from hireflow.realtime.protocol import CLOSE_GOING_AWAY
 from hireflow.realtime.publisher import RealtimeSink
+from hireflow.realtime.seats import Seats
 from hireflow.services.sessions import SessionService
 from hireflow.services.user_sync import UserSync
 from hireflow.services.users import UserDirectory
@@ -34,10 +37,11 @@ from hireflow.store.users import UserRepo
 from hireflow.stream.clients import chat_client
 from hireflow.waiting import DependencyTimeout, wait_for
 from hireflow.web import appkeys as K
-from hireflow.web import docs, openapi
+from hireflow.web import docs, guards, openapi
 from hireflow.web.middleware import cors, errors, observe
 from hireflow.web.origins import OriginPolicy
 from hireflow.web.routes import chat, clerk_sync, frontend, health, sessions, ws
+from hireflow.web.routes import metrics as metrics_routes
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +98,12 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     await redis.aclose()
 
 
+async def _quotas(app: web.Application) -> AsyncIterator[None]:
+    quotas = app[K.QUOTAS] = Quotas(app[K.SETTINGS], app[K.METRICS])
+    yield
+    await quotas.aclose()
+
+
 async def _integrations(app: web.Application) -> AsyncIterator[None]:
     settings = app[K.SETTINGS]
     app[K.TOKENS] = TokenVerifier(settings)
@@ -122,6 +132,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         cache_max_age_s=settings.cache_max_age_s,
         idempotency=IdempotencyRepo(db),
         stream_enabled=settings.stream_configured,
+        max_active_hosted=settings.quota_active_sessions if settings.quotas_enabled else None,
     )
     listener = Listener(app[K.REDIS], heartbeat_s=settings.rt_bus_heartbeat_s)
     hub = app[K.HUB] = Hub(bus, listener, app[K.SESSIONS], app[K.VERSIONS], burst_threads=settings.ws_burst_threads)
@@ -129,12 +140,16 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[K.USER_SYNC] = UserSync(users, app[K.USERS], app[K.SESSIONS], session_repo, app[K.QUEUE], hub.disconnect_user)
     listening = asyncio.create_task(listener.run(hub.on_event, hub.on_control, hub.on_reconnect))
     repairing = asyncio.create_task(realtime.repair_forever(settings.rt_repair_interval_s))
+    ws_limit = settings.quota_ws_per_user if settings.quotas_enabled else None
+    seats = app[K.SEATS] = Seats(app[K.REDIS], ws_limit, app[K.METRICS])
+    held = lambda: [(user_id, seats.seat_id(conn.ws)) for user_id, conn in hub.user_connections()]  # noqa: E731
+    renewing = asyncio.create_task(seats.renew_forever(held))
     # Serve once the bus is subscribed (or after a short wait while Redis is down: REST still works).
     await listener.wait_connected(LISTENER_START_TIMEOUT_S)
     yield
-    listening.cancel()
-    repairing.cancel()
-    await asyncio.gather(listening, repairing, return_exceptions=True)
+    for task in (listening, repairing, renewing):
+        task.cancel()
+    await asyncio.gather(listening, repairing, renewing, return_exceptions=True)
     hub.close()
     log.info("realtime hub stats: %s", hub.stats)
 
@@ -150,26 +165,37 @@ async def _metrics(app: web.Application) -> AsyncIterator[None]:
         await runner.cleanup()
 
 
-async def _metrics_route(request: web.Request) -> web.Response:
-    return metrics_response(request.app[K.METRICS])
-
-
 async def _close_websockets(app: web.Application) -> None:
     """On shutdown, before the cleanups: close every socket with 1001 so clients resume elsewhere."""
     await app[K.HUB].close_all(CLOSE_GOING_AWAY, "server shutting down")
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for aiohttp's server (`web.run_app`, `AppRunner`) that come from settings.
+
+    aiohttp (>= 3.14) arms its keep-alive timer when a connection opens and after each response,
+    and closes the connection if no complete request head has arrived when it fires, however many
+    bytes trickled in meanwhile: used as the header timeout (slow-loris), and the idle timeout."""
+    return {"keepalive_timeout": settings.http_header_timeout_s}
 
 
 def create_app(settings: Settings) -> web.Application:
     metrics = Metrics()
     origins = OriginPolicy.from_settings(settings)
     app = web.Application(
-        middlewares=[observe(metrics), errors(metrics), cors(origins)],
+        middlewares=[
+            observe(metrics),
+            errors(metrics),
+            cors(origins),
+            guards.bad_paths(),
+            guards.csrf(origins),
+        ],
         client_max_size=settings.max_body_bytes,
     )
     app[K.SETTINGS] = settings
     app[K.METRICS] = metrics
     app[K.ORIGINS] = origins
-    app.cleanup_ctx.extend([_mongo, _redis, _integrations, _services, _metrics])
+    app.cleanup_ctx.extend([_mongo, _redis, _quotas, _integrations, _services, _metrics])
     app.on_shutdown.append(_close_websockets)
     app.add_routes(health.routes)
     app.add_routes(chat.routes)
@@ -177,8 +203,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(ws.routes)
     app.add_routes(openapi.routes)
     app.add_routes(docs.routes)
-    if settings.metrics_enabled and settings.metrics_port is None:
-        app.router.add_get("/metrics", _metrics_route)
+    app.add_routes(metrics_routes.routes(settings))
     app.add_routes(clerk_sync.webhook_routes)
     app.add_routes(clerk_sync.inngest_routes(settings, app))
     dist = Path(settings.frontend_dist or "")

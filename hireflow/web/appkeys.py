@@ -14,7 +14,9 @@ from hireflow.clerk.tokens import TokenVerifier
 from hireflow.events import EventSink
 from hireflow.observability import Metrics
 from hireflow.queue import JobQueue
+from hireflow.quotas import Quotas
 from hireflow.realtime.hub import Hub
+from hireflow.realtime.seats import Seats
 from hireflow.services.sessions import SessionService
 from hireflow.services.user_sync import UserSync
 from hireflow.services.users import UserDirectory
@@ -36,6 +38,8 @@ HUB = web.AppKey("hub", Hub)
 USER_SYNC = web.AppKey("user_sync", UserSync)
 USERS = web.AppKey("users", UserDirectory)
 SESSIONS = web.AppKey("sessions", SessionService)
+QUOTAS = web.AppKey("quotas", Quotas)
+SEATS = web.AppKey("seats", Seats)
 CHAT: web.AppKey[StreamChatAsync | None] = web.AppKey("chat")
 ORIGINS = web.AppKey("origins", OriginPolicy)
 

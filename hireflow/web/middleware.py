@@ -84,7 +84,17 @@ def errors(metrics: Metrics) -> web.middleware:  # type: ignore[valid-type]
         try:
             return await handler(request)
         except HireFlowError as exc:
-            return error_response(exc.status, exc.message, exc.code)
+            response = error_response(exc.status, exc.message, exc.code)
+            response.headers.update(exc.headers)
+            return response
+        except web.RequestPayloadError as exc:  # e.g. a body that is not in its Content-Encoding
+            log.info("%s %s: unreadable body: %s", request.method, request.path, exc)
+            response = error_response(400, "Request body could not be decoded", "bad_request")
+            # The rest of the body cannot be parsed either: close the connection after this answer
+            # (and mark the body read, or aiohttp re-raises the same error while draining it).
+            response.force_close()
+            request.content.feed_eof()
+            return response
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise

@@ -56,6 +56,15 @@ AUTH_ERRORS = [
     (503, "Service unavailable", "service_unavailable"),
 ]
 SESSION_NOT_FOUND = (404, "Session not found", "not_found")
+RATE_LIMITED = (429, "Too many requests: a per-user quota is used up; see Retry-After", "rate_limited")
+NOT_JSON = (415, "Content-Type must be application/json", "unsupported_media_type")
+INVITE_CODE = {
+    "name": "inviteCode",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "The invite code of a private session (not needed by its host and participant)",
+}
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -79,6 +88,7 @@ def _op(
     *errors: tuple[int, str, str],
     auth: bool = False,
     body: type[BaseModel] | None = None,
+    optional_body: type[BaseModel] | None = None,
     params: list[dict[str, Any]] | None = None,
     description: str | None = None,
 ) -> dict[str, Any]:
@@ -97,8 +107,9 @@ def _op(
         op["security"] = SECURED
     if params:
         op["parameters"] = params
-    if body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
+    if body is not None or optional_body is not None:
+        schema = _ref(body or optional_body)  # type: ignore[arg-type]
+        op["requestBody"] = {"required": body is not None, "content": {"application/json": {"schema": schema}}}
     return op
 
 
@@ -138,6 +149,8 @@ PATHS: dict[str, Any] = {
             (415, "Content-Type must be application/json", "unsupported_media_type"),
             (422, "Idempotency-Key was already used with a different request", "unprocessable"),
             (422, "Idempotency-Key could not be claimed, please retry", "unprocessable"),
+            (429, "You can host at most 3 active sessions at once; end one first", "rate_limited"),
+            RATE_LIMITED,
             auth=True,
             body=models.NewSession,
             params=[IDEMPOTENCY_KEY],
@@ -155,7 +168,13 @@ PATHS: dict[str, Any] = {
     },
     "/api/sessions/{id}": {
         "get": _op(
-            "One session", (200, models.OneSession, "The session"), SESSION_NOT_FOUND, auth=True, params=[SESSION_ID]
+            "One session",
+            (200, models.OneSession, "The session"),
+            SESSION_NOT_FOUND,
+            auth=True,
+            params=[SESSION_ID, INVITE_CODE],
+            description="A completed session is readable by its two members only; a private one also with its"
+            " invite code. Anyone else gets 404, as for a missing id.",
         )
     },
     "/api/sessions/{id}/join": {
@@ -166,6 +185,21 @@ PATHS: dict[str, Any] = {
             (400, "Host cannot join their own session as participant", "bad_request"),
             SESSION_NOT_FOUND,
             (409, "Session is full", "conflict"),
+            NOT_JSON,
+            RATE_LIMITED,
+            auth=True,
+            params=[SESSION_ID],
+            optional_body=models.JoinSession,
+        )
+    },
+    "/api/sessions/{id}/invite-code": {
+        "post": _op(
+            "Rotate the invite code of a private session (host only); the old code stops working",
+            (200, models.OneSession, "The session with its new code"),
+            (400, "Session is not private", "bad_request"),
+            (403, "Only the host can rotate the invite code", "forbidden"),
+            SESSION_NOT_FOUND,
+            RATE_LIMITED,
             auth=True,
             params=[SESSION_ID],
         )
@@ -177,6 +211,7 @@ PATHS: dict[str, Any] = {
             (400, "Session is already completed", "bad_request"),
             (403, "Only the host can end the session", "forbidden"),
             SESSION_NOT_FOUND,
+            RATE_LIMITED,
             auth=True,
             params=[SESSION_ID],
         )
@@ -212,7 +247,8 @@ PATHS: dict[str, Any] = {
     },
     "/metrics": {
         "get": {
-            "summary": "Prometheus metrics (absent when METRICS_PORT moves them elsewhere)",
+            "summary": "Prometheus metrics (absent when METRICS_PORT moves them elsewhere; in production only"
+            " with `Authorization: Bearer <METRICS_TOKEN>`)",
             "responses": {
                 "200": {
                     "description": "Prometheus text format",
@@ -271,7 +307,10 @@ DOCUMENT: dict[str, Any] = {
         "title": "HireFlow API",
         "version": "1.0.0",
         "description": 'Errors are always JSON: `{"message": …, "code": …}`. Authenticate with a Clerk session '
-        "token (in development: `make token NAME=alice`) through **Authorize**, then **Try it out**.",
+        "token (in development: `make token NAME=alice`) through **Authorize**, then **Try it out**. "
+        "Privacy: user objects carry `email` only for the two members of a session; a completed session is "
+        "readable by its members only; a private session needs its invite code. Writes with a body must be "
+        "`application/json` (415); per-user quotas answer 429 with `Retry-After`.",
     },
     "tags": TAGS,
     "paths": PATHS,

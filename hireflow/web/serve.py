@@ -22,7 +22,7 @@ from types import FrameType
 from aiohttp import web
 
 from hireflow.settings import Settings
-from hireflow.web.app import create_app
+from hireflow.web.app import create_app, server_options
 from hireflow.web.runner import Runner
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ async def _serve(app: web.Application, settings: Settings, *, reuse_port: bool) 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     # hireflow.access logs one line per request (web/middleware.py), so aiohttp's access log is off.
-    runner = Runner(app, access_log=None, shutdown_timeout=10)
+    runner = Runner(app, access_log=None, shutdown_timeout=10, **server_options(settings))
     await runner.setup()
     try:
         host, port = settings.listen_host, settings.port

@@ -11,6 +11,7 @@ import pytest
 
 from hireflow.realtime.bus import Bus
 from hireflow.realtime.protocol import event_body
+from hireflow.services.access import public_view
 from hireflow.web.app import create_app
 from hireflow.web.appkeys import HUB, REDIS, SETTINGS
 from tests.conftest import Factory, make_settings, serve
@@ -179,7 +180,7 @@ async def test_lobby_and_session_events_cross_instances(client, second, factory:
         "epoch": epoch,
         "seq": seq + 1,
         "event": "session.created",
-        "session": session,
+        "session": public_view(session),
     }
 
     room_b = await ws_client(second, guest.token)
@@ -204,7 +205,9 @@ async def test_snapshot_is_what_the_rest_api_returns(client, factory: Factory, w
     host = await factory.user("host")
     for i in range(3):
         await create(client, host, f"P{i}")
-    rest = await (await client.get("/api/sessions/active", headers=host.headers)).json()
+    # Snapshots and events carry the public view: what REST gives anyone who is not a member.
+    stranger = await factory.user("stranger")
+    rest = await (await client.get("/api/sessions/active", headers=stranger.headers)).json()
     ws = await ws_client(client, host.token)
     assert (await ws.subscribe("lobby"))["sessions"] == rest["sessions"]
 

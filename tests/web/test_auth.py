@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -182,35 +183,56 @@ async def test_clerk_outage_during_late_user_lookup_is_503(client, factory: Fact
     assert (await resp.json())["message"] == "Service unavailable"
 
 
-async def jwks_client(infra, db_name, fake_clerk, redis, mongo):
+async def jwks_client(infra, db_name, fake_clerk, redis, mongo, **overrides):
     clerk, url = fake_clerk
-    settings = make_settings(infra, db_name, clerk, url, clerk_jwt_key=None)
+    settings = make_settings(infra, db_name, clerk, url, clerk_jwt_key=None, **overrides)
     return await serve(create_app(settings))
 
 
 async def test_jwks_verification_and_key_rotation(infra, db_name, fake_clerk, redis, mongo, factory: Factory):
     clerk, _url = fake_clerk
-    client = await jwks_client(infra, db_name, fake_clerk, redis, mongo)
+    client = await jwks_client(infra, db_name, fake_clerk, redis, mongo, clerk_jwks_unknown_kid_s=0.5)
     try:
         user = await factory.user()
         assert (await get_active(client, user.token)).status == 200
-        fetches = clerk.jwks_fetches
-        assert fetches >= 1
-        assert (await get_active(client, user.token)).status == 200
-        assert clerk.jwks_fetches == fetches, "keys are cached"
+        assert clerk.jwks_fetches == 1
+        assert (await get_active(client, factory.token(user.doc["clerkId"]))).status == 200
+        assert clerk.jwks_fetches == 1, "keys are cached"
 
         rotated = SigningKey.generate()
         clerk.keys.append(rotated)
+        await asyncio.sleep(0.6)
         assert (await get_active(client, rotated.mint(user.doc["clerkId"]))).status == 200
-        assert clerk.jwks_fetches == fetches + 1, "an unknown kid re-fetches the JWKS once"
+        assert clerk.jwks_fetches == 2, "an unknown kid re-fetches the key set once"
 
-        stranger = SigningKey.generate()
+        stranger = SigningKey.generate()  # a kid Clerk does not have: 401 (its fetch bound: the next test)
         for _ in range(3):
             assert (await get_active(client, stranger.mint(user.doc["clerkId"]))).status == 401
-        assert clerk.jwks_fetches == fetches + 2, "a kid Clerk does not have is not fetched again and again"
 
         forged = SigningKey.generate().mint(user.doc["clerkId"], kid=rotated.kid)
         assert (await get_active(client, forged)).status == 401
+    finally:
+        await client.close()
+
+
+async def test_forged_tokens_cannot_make_us_fetch_the_key_set(
+    infra, db_name, fake_clerk, redis, mongo, factory: Factory
+):
+    """Known kid + bad signature is 401 without a fetch; a new kid fetches at most once per 30 s."""
+    clerk, _url = fake_clerk
+    client = await jwks_client(infra, db_name, fake_clerk, redis, mongo)  # default bounds: 5 min / 30 s
+    try:
+        user = await factory.user()
+        assert (await get_active(client, user.token)).status == 200
+        assert clerk.jwks_fetches == 1
+        real_kid = clerk.keys[0].kid
+        forger = SigningKey.generate()
+        forged = [forger.mint(user.doc["clerkId"], kid=real_kid) for _ in range(60)]
+        random_kids = [forger.mint(user.doc["clerkId"], kid=f"ins_forged{i}") for i in range(60)]
+        responses = await asyncio.gather(*(get_active(client, token) for token in forged + random_kids))
+        assert {r.status for r in responses} == {401}
+        assert clerk.jwks_fetches == 1, "no fetch for forged tokens, none for a new kid within 30 s"
+        assert (await get_active(client, factory.token(user.doc["clerkId"]))).status == 200
     finally:
         await client.close()
 

@@ -24,6 +24,7 @@ SESSION_KEYS = {
     "createdAt",
     "updatedAt",
     "endedAt",
+    "visibility",
 }
 
 
@@ -133,7 +134,8 @@ async def test_chunked_body_over_64_kib_is_413(client, factory: Factory):
         for _ in range(80):
             yield b"x" * 1024
 
-    resp = await client.post("/api/sessions", data=chunks(), headers=host.headers)
+    headers = {**host.headers, "Content-Type": "application/json"}
+    resp = await client.post("/api/sessions", data=chunks(), headers=headers)
     assert resp.status == 413
 
 
@@ -184,6 +186,9 @@ async def test_get_by_id(client, factory: Factory):
     session = await create(client, host)
     resp = await client.get(f"/api/sessions/{session['_id']}", headers=guest.headers)
     assert resp.status == 200
+    host_without_email = {k: v for k, v in session["host"].items() if k != "email"}
+    assert (await resp.json())["session"] == {**session, "host": host_without_email}
+    resp = await client.get(f"/api/sessions/{session['_id']}", headers=host.headers)
     assert (await resp.json())["session"] == session
 
 

@@ -25,10 +25,14 @@ def routes(dist: Path) -> list[web.RouteDef]:
         tail = request.match_info["tail"]
         if request.method not in ("GET", "HEAD") or request.path == "/api" or request.path.startswith("/api/"):
             return error_response(404, "Route not found", "route_not_found")
-        target = (root / tail).resolve()
-        if not target.is_relative_to(root):
+        try:
+            target = (root / tail).resolve()
+            if not target.is_relative_to(root):
+                return error_response(404, "Not found", "not_found")
+            is_file = target.is_file()
+        except (ValueError, OSError):  # a NUL byte, a name too long: no such file
             return error_response(404, "Not found", "not_found")
-        if target.is_file():
+        if is_file:
             cache = IMMUTABLE if target.relative_to(root).as_posix().startswith(HASHED_ASSETS) else "no-cache"
             return web.FileResponse(target, headers={"Cache-Control": cache})
         if index.is_file():

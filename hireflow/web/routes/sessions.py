@@ -1,11 +1,15 @@
-"""`/api/sessions`: create, list, read, join and end interview sessions."""
+"""`/api/sessions`: create, list, read, join and end interview sessions, rotate an invite code.
+
+Every session leaves here through `access.view_for` (emails for members only, the invite code for
+the host only); reads of sessions the caller may not see are "Session not found"."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from hireflow.errors import BadRequest
-from hireflow.web.appkeys import SESSIONS, SETTINGS
+from hireflow.errors import BadRequest, NotFound
+from hireflow.services.access import can_read, invite_code_from, view_for
+from hireflow.web.appkeys import QUOTAS, SESSIONS, SETTINGS
 from hireflow.web.auth import authenticate
 from hireflow.web.jsonio import json_response, read_json
 
@@ -26,39 +30,55 @@ def _idempotency_key(request: web.Request) -> str | None:
 @routes.post("/api/sessions")
 async def create_session(request: web.Request) -> web.Response:
     caller = await authenticate(request)
+    await request.app[QUOTAS].hit("create", caller.claims.user_id)
     body = await read_json(request, request.app[SETTINGS].max_body_bytes)
     session = await request.app[SESSIONS].create(caller.user, body, _idempotency_key(request))
-    return json_response({"session": session}, status=201)
+    return json_response({"session": view_for(session, caller.claims.user_id)}, status=201)
 
 
 @routes.get("/api/sessions/active")
 async def active_sessions(request: web.Request) -> web.Response:
     caller = await authenticate(request)
-    return json_response({"sessions": await request.app[SESSIONS].active(caller.versions)})
+    sessions = await request.app[SESSIONS].active(caller.versions)
+    return json_response({"sessions": [view_for(s, caller.claims.user_id) for s in sessions]})
 
 
 @routes.get("/api/sessions/my-recent")
 async def my_recent_sessions(request: web.Request) -> web.Response:
     caller = await authenticate(request)
-    return json_response({"sessions": await request.app[SESSIONS].recent_for(caller.user, caller.versions)})
+    sessions = await request.app[SESSIONS].recent_for(caller.user, caller.versions)
+    return json_response({"sessions": [view_for(s, caller.claims.user_id) for s in sessions]})
 
 
 @routes.get("/api/sessions/{id}")
 async def get_session(request: web.Request) -> web.Response:
     caller = await authenticate(request)
     session = await request.app[SESSIONS].get(request.match_info["id"], caller.versions)
-    return json_response({"session": session})
+    if not can_read(session, caller.claims.user_id, invite_code_from(request.query)):
+        raise NotFound("Session not found")
+    return json_response({"session": view_for(session, caller.claims.user_id)})
 
 
 @routes.post("/api/sessions/{id}/join")
 async def join_session(request: web.Request) -> web.Response:
     caller = await authenticate(request)
-    session = await request.app[SESSIONS].join(request.match_info["id"], caller.user)
-    return json_response({"session": session})
+    await request.app[QUOTAS].hit("join", caller.claims.user_id)
+    body = await read_json(request, request.app[SETTINGS].max_body_bytes)
+    session = await request.app[SESSIONS].join(request.match_info["id"], caller.user, invite_code_from(body))
+    return json_response({"session": view_for(session, caller.claims.user_id)})
 
 
 @routes.post("/api/sessions/{id}/end")
 async def end_session(request: web.Request) -> web.Response:
     caller = await authenticate(request)
+    await request.app[QUOTAS].hit("write", caller.claims.user_id)
     session = await request.app[SESSIONS].end(request.match_info["id"], caller.user)
-    return json_response({"session": session, "message": "Session ended successfully"})
+    return json_response({"session": view_for(session, caller.claims.user_id), "message": "Session ended successfully"})
+
+
+@routes.post("/api/sessions/{id}/invite-code")
+async def rotate_invite_code(request: web.Request) -> web.Response:
+    caller = await authenticate(request)
+    await request.app[QUOTAS].hit("write", caller.claims.user_id)
+    session = await request.app[SESSIONS].rotate_invite_code(request.match_info["id"], caller.user)
+    return json_response({"session": view_for(session, caller.claims.user_id)})

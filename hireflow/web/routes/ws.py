@@ -13,7 +13,7 @@ from aiohttp import WSMsgType, web
 from hireflow.errors import HireFlowError
 from hireflow.realtime import protocol
 from hireflow.realtime.connection import Connection
-from hireflow.web.appkeys import HUB, ORIGINS, SETTINGS
+from hireflow.web.appkeys import HUB, METRICS, ORIGINS, SEATS, SETTINGS
 from hireflow.web.auth import caller_for, token_from
 from hireflow.web.jsonio import error_response
 
@@ -85,8 +85,16 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         await ws.close(code=protocol.CLOSE_AUTH, message=b"Unauthorized")
         return ws
 
-    hub = request.app[HUB]
+    hub, seats = request.app[HUB], request.app[SEATS]
     user_id, expires_at = identity
+    seat = seats.seat_id(ws)
+    if not await seats.acquire(user_id, seat):
+        limit = settings.quota_ws_per_user
+        await ws.send_str(
+            protocol.error_frame("rate_limited", f"Too many WebSockets (at most {limit} per user)").decode()
+        )
+        await ws.close(code=protocol.CLOSE_POLICY, message=b"too many connections")
+        return ws
     conn = Connection(
         request,
         ws,
@@ -109,6 +117,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     finally:
         expiry.cancel()
         hub.detach(conn)
+        seats.release_soon(user_id, seat)  # before any await: aiohttp may cancel this handler on disconnect
         await conn.stop()
     return ws
 
@@ -129,7 +138,12 @@ async def _handle(request: web.Request, conn: Connection, expiry: _ExpiryTimer, 
     if isinstance(message, protocol.Ping):
         conn.send(protocol.PONG)
     elif isinstance(message, protocol.Subscribe):
-        hub.subscribe(conn, message.topic, message.epoch, message.since)
+        limit = request.app[SETTINGS].quota_subs_per_socket
+        if message.topic not in conn.subs and len(conn.subs) >= limit:
+            request.app[METRICS].quota_rejections.labels("ws_subscriptions").inc()
+            conn.send(protocol.error_frame("rate_limited", f"Too many subscriptions (at most {limit} per socket)"))
+            return
+        hub.subscribe(conn, message.topic, message.epoch, message.since, message.invite_code)
     elif isinstance(message, protocol.Unsubscribe):
         hub.unsubscribe(conn, message.topic)
     elif isinstance(message, protocol.Auth):
