@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["development", "production", "test"]
@@ -30,7 +30,8 @@ class Settings(BaseSettings):
     db_url: str | None = None
     """MongoDB URI; the database name is the URI path (default `hireflow`)."""
     redis_url: str | None = None
-    """Redis URI."""
+    """Redis URI: `redis://[:password@]host:port/db`, or through Sentinel
+    `redis+sentinel://[:password@]host1:26379,host2:26379/service/db` (see hireflow/redis_conn.py)."""
     client_url: str = "http://localhost:5173"
     """Allowed browser origin(s), comma-separated: CORS and WebSocket Origin checks."""
 
@@ -138,6 +139,16 @@ class Settings(BaseSettings):
         if self.web_concurrency is not None:
             return self.web_concurrency
         return (os.cpu_count() or 1) if self.node_env == "production" else 1
+
+    # High availability (issue 17): a malformed Sentinel URL stops start-up, not the first request.
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        from hireflow.redis_conn import parse_sentinel_url  # redis and arq are heavy imports for settings
+
+        if value:
+            parse_sentinel_url(value)
+        return value
 
     @property
     def listen_host(self) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from pymongo.errors import PyMongoError
+from pymongo.errors import AutoReconnect, PyMongoError, ServerSelectionTimeoutError
 from redis.exceptions import RedisError
 
 from hireflow.errors import HireFlowError
@@ -26,6 +26,13 @@ _HTTP_MESSAGES = {
     405: "Method not allowed",
     413: "Request body too large",
 }
+
+# A 503 for a failed dependency tells clients when to try again: a Redis failover through Sentinel or
+# a MongoDB election takes a few seconds (README, "Running at scale").
+RETRY_AFTER_S = 2
+# Reads that met a MongoDB primary change (NotWritablePrimary, a dropped connection) are run once more:
+# PyMongo's retryable reads and writes already retried once, against whatever primary it found then.
+_RETRIED_METHODS = frozenset({"GET", "HEAD"})
 
 
 def observe(metrics: Metrics) -> web.middleware:  # type: ignore[valid-type]
@@ -80,9 +87,18 @@ def errors(metrics: Metrics) -> web.middleware:  # type: ignore[valid-type]
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
-            return await handler(request)
+            try:
+                return await handler(request)
+            except AutoReconnect as exc:
+                if not _retriable(request, exc):
+                    raise
+                log.info("%s %s: retrying once after %r", request.method, request.path, exc)
+                return await handler(request)
         except HireFlowError as exc:
-            return error_response(exc.status, exc.message, exc.code)
+            response = error_response(exc.status, exc.message, exc.code)
+            if exc.status == 503:
+                response.headers["Retry-After"] = str(RETRY_AFTER_S)
+            return response
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -96,12 +112,24 @@ def errors(metrics: Metrics) -> web.middleware:  # type: ignore[valid-type]
             )
             metrics.dependency_errors.labels(dependency).inc()
             log.warning("%s %s: dependency failed: %r", request.method, request.path, exc)
-            return error_response(503, "Service unavailable", "service_unavailable")
+            response = error_response(503, "Service unavailable", "service_unavailable")
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
+            return response
         except Exception:
             log.exception("%s %s: unexpected error", request.method, request.path)
             return error_response(500, "Internal Server Error", "internal_error")
 
     return middleware
+
+
+def _retriable(request: web.Request, exc: AutoReconnect) -> bool:
+    """Idempotent, not a WebSocket (whose handler may have answered already), and not a server
+    selection that already waited its whole timeout."""
+    return (
+        request.method in _RETRIED_METHODS
+        and request.headers.get("Upgrade", "").lower() != "websocket"
+        and not isinstance(exc, ServerSelectionTimeoutError)
+    )
 
 
 def cors(allowed_origins: Iterable[str]) -> web.middleware:  # type: ignore[valid-type]
