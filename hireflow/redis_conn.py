@@ -16,6 +16,7 @@ so start-up decides when to wait for Redis.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -77,10 +78,13 @@ class RedisClients:
     sentinel: Sentinel | None = None
 
     async def aclose(self) -> None:
-        await self.arq.aclose()
-        await self.main.aclose()
+        """Close everything, even when closing one part fails (a connection to a dead primary)."""
+        results = await asyncio.gather(self.arq.aclose(), self.main.aclose(), return_exceptions=True)
         if self.sentinel is not None:
             await close_sentinels(self.sentinel)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
 
 def clients(url: str, *, timeout_s: float, health_check_interval_s: int = 30) -> RedisClients:
@@ -134,5 +138,4 @@ async def close_sentinels(sentinel_or_client: Sentinel | Redis) -> None:
         if not isinstance(pool, SentinelConnectionPool):
             return
         manager = pool.sentinel_manager
-    for client in manager.sentinels:
-        await client.aclose()
+    await asyncio.gather(*(client.aclose() for client in manager.sentinels), return_exceptions=True)

@@ -94,7 +94,11 @@ class SentinelCluster:
                         raise RuntimeError(f"Sentinel {port} sees replicas {replicas!r}, sentinels {others!r}")
                     await asyncio.sleep(0.1)
         async with Redis(host="127.0.0.1", port=self.replica_port, decode_responses=True) as replica:
-            while (await replica.info("replication")).get("master_link_status") != "up":
+            while True:
+                if (await replica.info("replication")).get("master_link_status") == "up":
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the replica never synced with the primary")
                 await asyncio.sleep(0.05)
 
     async def primary_address(self) -> tuple[str, int]:
