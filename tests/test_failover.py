@@ -165,7 +165,6 @@ async def test_redis_primary_killed_under_load(
     ha = settings.model_copy(update={"redis_url": cluster.url})
     rec, stop = Record(), asyncio.Event()
     app = await serve(create_app(ha))
-    print("APP", app.port, flush=True)
     hosts = [await factory.user(f"host{i}") for i in range(LOOPS)]
     guests = [await factory.user(f"guest{i}") for i in range(LOOPS)]
     subscriber = await ws_client(app, hosts[0].token)
