@@ -23,7 +23,8 @@ from urllib.parse import unquote
 
 from arq.connections import ArqRedis, RedisSettings
 from redis.asyncio import ConnectionPool, Redis
-from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
+from redis.exceptions import ConnectionError, TimeoutError
 
 from hireflow import keys
 
@@ -68,6 +69,37 @@ def parse_sentinel_url(url: str) -> SentinelTarget | None:
     return SentinelTarget(tuple(sentinels), unquote(segments[0]), db, username, password)
 
 
+class SafeSentinel(Sentinel):
+    """redis-py's Sentinel manager, with `discover_master` safe for concurrent callers.
+
+    redis-py (5.x) moves the Sentinel that answered to the front of its list with an index taken
+    before its `await`: two concurrent look-ups (every connection opened during a failover makes one)
+    can then duplicate one Sentinel in the list and drop another, which is never asked again nor
+    closed. Here the index is taken after the answer."""
+
+    async def discover_master(self, service_name: str) -> tuple[str, int]:
+        errors = []
+        for sentinel in list(self.sentinels):
+            try:
+                masters = await sentinel.sentinel_masters()  # type: ignore[no-untyped-call]
+            except (ConnectionError, TimeoutError) as exc:
+                errors.append(f"{sentinel} - {exc!r}")
+                continue
+            state = masters.get(service_name)
+            if state and self.check_master_state(state, service_name):
+                index = self.sentinels.index(sentinel)
+                self.sentinels[0], self.sentinels[index] = sentinel, self.sentinels[0]
+                return state["ip"], int(state["port"])
+        raise MasterNotFoundError(f"No master found for {service_name!r} : {', '.join(errors)}")
+
+
+def harden(client: Redis) -> None:
+    """Give a `master_for` client built elsewhere (arq's worker pool) the race-free manager."""
+    pool = client.connection_pool
+    if isinstance(pool, SentinelConnectionPool) and type(pool.sentinel_manager) is Sentinel:
+        pool.sentinel_manager.__class__ = SafeSentinel
+
+
 @dataclass(frozen=True)
 class RedisClients:
     """The clients of one process: `main` decodes replies (cache, bus, locks, pub/sub listener);
@@ -97,7 +129,7 @@ def clients(url: str, *, timeout_s: float, health_check_interval_s: int = 30) ->
         arq = ArqRedis(arq_pool, default_queue_name=keys.QUEUE)
         arq.auto_close_connection_pool = True
         return RedisClients(main, arq)
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    sentinel = SafeSentinel(  # type: ignore[no-untyped-call]
         list(target.sentinels),
         sentinel_kwargs=timeouts,
         db=target.db,

@@ -63,6 +63,7 @@ def create_worker(settings: Settings, **overrides: Any) -> ResilientWorker:
         client, db = mongo.connect(settings.db_url, timeout_ms=settings.mongo_timeout_ms)
         await wait_for("MongoDB", lambda: mongo.ensure_indexes(db), timeout_s=settings.startup_timeout_s)
         redis = ctx["redis"]
+        redis_conn.harden(redis)  # arq builds a plain redis-py Sentinel manager
         versions = CacheVersions(redis, metrics)
         realtime = RealtimeSink(Bus(redis, settings), versions, metrics)
         ctx["repairing"] = asyncio.create_task(realtime.repair_forever(settings.rt_repair_interval_s))
