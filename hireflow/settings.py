@@ -31,7 +31,8 @@ class Settings(BaseSettings):
     db_url: str | None = None
     """MongoDB URI; the database name is the URI path (default `hireflow`)."""
     redis_url: str | None = None
-    """Redis URI."""
+    """Redis URI: `redis://[:password@]host:port/db`, or through Sentinel
+    `redis+sentinel://[:password@]host1:26379,host2:26379/service/db` (see hireflow/redis_conn.py)."""
     client_url: str = "http://localhost:5173"
     """Allowed browser origin(s), comma-separated: CORS and WebSocket Origin checks."""
 
@@ -171,6 +172,16 @@ class Settings(BaseSettings):
     @classmethod
     def _rate(cls, value: str) -> str:
         parse_rate(value)  # raises ValueError on anything `limits` cannot read
+        return value
+
+    # High availability (issue 17): a malformed Sentinel URL stops start-up, not the first request.
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        from hireflow.redis_conn import parse_sentinel_url  # redis and arq are heavy imports for settings
+
+        if value:
+            parse_sentinel_url(value)
         return value
 
     @property

@@ -32,13 +32,23 @@ from hireflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Every script below starts with this: KEYS[1] is the topic's meta hash (epoch, seq), KEYS[2] its
+# Every script below starts with this: KEYS[1] is the topic's meta hash (epoch, seq, node), KEYS[2] its
 # log, ARGV[1] a fresh random epoch. A new epoch always starts with an empty log and seq 0.
+# `node` is the replication id of the Redis that started the epoch. A replica promoted by Sentinel (or
+# a restarted primary, in general) has a new replication id, and may lack the last writes of the old
+# primary (replication is asynchronous): its counter may be behind what subscribers already saw, so
+# reusing it would hand out sequence numbers twice. Any topic touched on such a node starts a new epoch.
 _EPOCH = """
+local node = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)') or ''
 local function start_epoch()
   redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'seq', 0)
+  redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'seq', 0, 'node', node)
   return ARGV[1]
+end
+local function current_epoch()
+  local epoch = redis.call('HGET', KEYS[1], 'epoch')
+  if epoch and redis.call('HGET', KEYS[1], 'node') == node then return epoch end
+  return nil
 end
 """
 
@@ -54,7 +64,7 @@ if KEYS[3] then
   redis.call('HSET', KEYS[3], ARGV[3], ARGV[10])
   redis.call('EXPIRE', KEYS[3], ARGV[11])
 end
-local epoch = redis.call('HGET', KEYS[1], 'epoch') or start_epoch()
+local epoch = current_epoch() or start_epoch()
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('XADD', KEYS[2], seq .. '-0', 'b', ARGV[4], 't', ARGV[5])
 local cutoff = tonumber(ARGV[5]) - tonumber(ARGV[6])
@@ -78,7 +88,7 @@ return {epoch, seq}
 _META = (
     _EPOCH
     + """
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
+local epoch = current_epoch()
 if not epoch then
   epoch = start_epoch()
   if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end

@@ -52,6 +52,13 @@ def connect(db_url: str, *, timeout_ms: int) -> tuple[AsyncMongoClient[Document]
         connectTimeoutMS=timeout_ms,
         socketTimeoutMS=timeout_ms,
         appname="hireflow",
+        # Replica sets (README, "Running at scale"): a read or write that meets an election or a dropped
+        # connection is retried once by PyMongo on the new primary; reads go to the primary, so a
+        # client always reads its own writes. These are PyMongo's defaults, stated so nobody turns
+        # them off in the URI by accident: explicit keyword arguments win over URI options.
+        retryWrites=True,
+        retryReads=True,
+        readPreference="primary",
     )
     name = parse_uri(db_url).get("database") or DEFAULT_DB_NAME
     return client, client[name]

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from bson import ObjectId
 from bson.errors import InvalidId
-from pymongo import DESCENDING, ReturnDocument
+from pymongo import DESCENDING, ReadPreference, ReturnDocument, WriteConcern
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hireflow.events import EventKind
@@ -19,6 +19,9 @@ DIFFICULTIES: tuple[Difficulty, ...] = ("easy", "medium", "hard")
 StreamStatus = Literal["pending", "ready", "failed", "deleted", "disabled"]
 
 LIST_LIMIT = 20
+# Session state changes are acknowledged once a majority of a replica set has them, so a failover
+# cannot roll back a join or an end that a client was told succeeded.
+SESSION_WRITE_CONCERN = WriteConcern(w="majority")
 _RECENT_FIRST = [("createdAt", DESCENDING), ("_id", DESCENDING)]
 
 
@@ -39,7 +42,9 @@ def parse_id(value: str) -> ObjectId | None:
 
 class SessionRepo:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self._sessions = db.sessions
+        self._sessions = db.get_collection(
+            "sessions", write_concern=SESSION_WRITE_CONCERN, read_preference=ReadPreference.PRIMARY
+        )
 
     async def insert(
         self,

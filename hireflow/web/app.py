@@ -9,10 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from arq.connections import ArqRedis
-from redis.asyncio import ConnectionPool, Redis
 
-from hireflow import keys
+from hireflow import redis_conn
 from hireflow.cache import CacheVersions
 from hireflow.clerk.api import ClerkApi
 from hireflow.clerk.tokens import TokenVerifier
@@ -72,18 +70,9 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     settings = app[K.SETTINGS]
     if not settings.redis_url:
         raise ConfigError("REDIS_URL is not set")
-    redis = Redis.from_url(
-        settings.redis_url,
-        decode_responses=True,
-        socket_timeout=REDIS_TIMEOUT_S,
-        socket_connect_timeout=REDIS_TIMEOUT_S,
-        health_check_interval=30,
-    )
-    # arq's own connection (it stores pickled jobs, so no decoding).
-    arq_pool = ConnectionPool.from_url(
-        settings.redis_url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
-    )
-    arq = ArqRedis(arq_pool, default_queue_name=keys.QUEUE)
+    # Built without connecting: start-up waits for Redis below, and redis_conn stays a pure function.
+    conns = redis_conn.clients(settings.redis_url, timeout_s=REDIS_TIMEOUT_S)
+    redis, arq = conns.main, conns.arq
     try:
         await wait_for("Redis", redis.ping, timeout_s=settings.startup_timeout_s)
     except DependencyTimeout as exc:
@@ -93,9 +82,7 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     app[K.VERSIONS] = CacheVersions(redis, app[K.METRICS])
     app[K.QUEUE] = JobQueue(arq, app[K.METRICS])
     yield
-    await arq.aclose()
-    await arq_pool.aclose()
-    await redis.aclose()
+    await conns.aclose()
 
 
 async def _quotas(app: web.Application) -> AsyncIterator[None]:

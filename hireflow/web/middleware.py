@@ -8,7 +8,7 @@ import time
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from pymongo.errors import PyMongoError
+from pymongo.errors import AutoReconnect, PyMongoError, ServerSelectionTimeoutError
 from redis.exceptions import RedisError
 
 from hireflow.errors import HireFlowError
@@ -28,6 +28,13 @@ _HTTP_ERRORS = {
     413: ("Request body too large", "payload_too_large"),
     415: ("Content-Type must be application/json", "unsupported_media_type"),
 }
+
+# A 503 for a failed dependency tells clients when to try again: a Redis failover through Sentinel or
+# a MongoDB election takes a few seconds (README, "Running at scale").
+RETRY_AFTER_S = 2
+# Reads that met a MongoDB primary change (NotWritablePrimary, a dropped connection) are run once more:
+# PyMongo's retryable reads and writes already retried once, against whatever primary it found then.
+_RETRIED_METHODS = frozenset({"GET", "HEAD"})
 
 
 def observe(metrics: Metrics) -> web.middleware:  # type: ignore[valid-type]
@@ -82,10 +89,18 @@ def errors(metrics: Metrics) -> web.middleware:  # type: ignore[valid-type]
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
-            return await handler(request)
+            try:
+                return await handler(request)
+            except AutoReconnect as exc:
+                if not _retriable(request, exc):
+                    raise
+                log.info("%s %s: retrying once after %r", request.method, request.path, exc)
+                return await handler(request)
         except HireFlowError as exc:
             response = error_response(exc.status, exc.message, exc.code)
             response.headers.update(exc.headers)
+            if exc.status == 503:
+                response.headers.setdefault("Retry-After", str(RETRY_AFTER_S))
             return response
         except web.RequestPayloadError as exc:  # e.g. a body that is not in its Content-Encoding
             log.info("%s %s: unreadable body: %s", request.method, request.path, exc)
@@ -109,12 +124,24 @@ def errors(metrics: Metrics) -> web.middleware:  # type: ignore[valid-type]
             )
             metrics.dependency_errors.labels(dependency).inc()
             log.warning("%s %s: dependency failed: %r", request.method, request.path, exc)
-            return error_response(503, "Service unavailable", "service_unavailable")
+            response = error_response(503, "Service unavailable", "service_unavailable")
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
+            return response
         except Exception:
             log.exception("%s %s: unexpected error", request.method, request.path)
             return error_response(500, "Internal Server Error", "internal_error")
 
     return middleware
+
+
+def _retriable(request: web.Request, exc: AutoReconnect) -> bool:
+    """Idempotent, not a WebSocket (whose handler may have answered already), and not a server
+    selection that already waited its whole timeout."""
+    return (
+        request.method in _RETRIED_METHODS
+        and request.headers.get("Upgrade", "").lower() != "websocket"
+        and not isinstance(exc, ServerSelectionTimeoutError)
+    )
 
 
 def cors(origins: OriginPolicy) -> web.middleware:  # type: ignore[valid-type]

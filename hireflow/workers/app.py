@@ -9,7 +9,7 @@ from typing import Any
 from arq import cron, func
 from arq.connections import RedisSettings
 
-from hireflow import keys
+from hireflow import keys, redis_conn
 from hireflow.cache import CacheVersions
 from hireflow.events import FanOut, LoggingSink
 from hireflow.observability import Metrics, serve_metrics
@@ -51,7 +51,7 @@ async def _serve_metrics(metrics: Metrics, settings: Settings) -> Any:
 def redis_settings(settings: Settings) -> RedisSettings:
     if not settings.redis_url:
         raise RuntimeError("REDIS_URL is not set")
-    return RedisSettings.from_dsn(settings.redis_url)
+    return redis_conn.arq_settings(settings.redis_url)
 
 
 def create_worker(settings: Settings, **overrides: Any) -> ResilientWorker:
@@ -63,6 +63,7 @@ def create_worker(settings: Settings, **overrides: Any) -> ResilientWorker:
         client, db = mongo.connect(settings.db_url, timeout_ms=settings.mongo_timeout_ms)
         await wait_for("MongoDB", lambda: mongo.ensure_indexes(db), timeout_s=settings.startup_timeout_s)
         redis = ctx["redis"]
+        redis_conn.harden(redis)  # arq builds a plain redis-py Sentinel manager
         versions = CacheVersions(redis, metrics)
         realtime = RealtimeSink(Bus(redis, settings), versions, metrics)
         ctx["repairing"] = asyncio.create_task(realtime.repair_forever(settings.rt_repair_interval_s))
@@ -96,6 +97,8 @@ def create_worker(settings: Settings, **overrides: Any) -> ResilientWorker:
         runner = ctx.get("metrics_runner")
         if runner is not None:
             await runner.cleanup()
+        if "redis" in ctx:
+            await redis_conn.close_sentinels(ctx["redis"])  # arq closes only the data connections
         d: WorkerDeps | None = ctx.get("deps")
         if d is None:
             return

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
+from typing import Any
+
+from pymongo import AsyncMongoClient
 
 from hireflow import embedded
+from hireflow.store.mongo import Document
 from hireflow.web.app import create_app
 from tests.conftest import Factory, make_settings, serve
 
@@ -72,3 +77,80 @@ async def test_redis_restart_mid_run(infra, db_name, fake_clerk, mongo, factory:
         finally:
             await client.close()
             embedded.stop(process)
+
+
+async def test_mongodb_restart_under_load(infra, fake_clerk, redis, factory: Factory, tmp_path, capsys):
+    """SecantusDB stopped and started again on the same port while hosts create, guests join, hosts end:
+    no 500, every 503 says when to retry, every acknowledged change is stored, none half-applied."""
+    port = embedded.free_port()
+    storage = str(tmp_path / "db")
+    process = embedded.start_mongo(port=port, storage_path=storage)
+    embedded.wait_for_port(port, process)
+    url = f"mongodb://127.0.0.1:{port}/restart?directConnection=true"
+    settings = make_settings(infra, "restart", *fake_clerk, mongo_timeout_ms=1500).model_copy(update={"db_url": url})
+    client = await serve(create_app(settings))
+    answers: list[tuple[str, int, str | None]] = []
+    created: set[str] = set()
+    joined: set[str] = set()
+    ended: set[str] = set()
+    stop = asyncio.Event()
+
+    async def call(method: str, path: str, token: str, **kwargs: Any) -> tuple[int, Any]:
+        resp = await client.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
+        answers.append((path, resp.status, resp.headers.get("Retry-After")))
+        return resp.status, await resp.json()
+
+    async def load(host: str, guest: str) -> None:
+        while not stop.is_set():
+            status, body = await call("POST", "/api/sessions", host, json={"problem": "P", "difficulty": "easy"})
+            await call("GET", "/api/sessions/active", guest)
+            if status != 201:
+                await asyncio.sleep(0.1)
+                continue
+            sid = body["session"]["_id"]
+            created.add(sid)
+            if (await call("POST", f"/api/sessions/{sid}/join", guest))[0] == 200:
+                joined.add(sid)
+            if (await call("POST", f"/api/sessions/{sid}/end", host))[0] == 200:
+                ended.add(sid)
+
+    users = [factory.clerk_only(f"u{i}")[1] for i in range(4)]
+    loops = [asyncio.create_task(load(users[i], users[i + 1])) for i in (0, 2)]
+    try:
+        await asyncio.sleep(1.0)
+        embedded.stop(process)
+        await asyncio.sleep(1.0)
+        process = embedded.start_mongo(port=port, storage_path=storage)
+        embedded.wait_for_port(port, process)
+        await asyncio.sleep(2.0)
+        stop.set()
+        await asyncio.gather(*loops)
+
+        assert not [a for a in answers if a[1] >= 500 and a[1] != 503], "a 5xx other than 503"
+        assert all(retry == "2" for _, status, retry in answers if status == 503), "a 503 without Retry-After"
+        db: AsyncMongoClient[Document] = AsyncMongoClient(url, tz_aware=True)
+        try:
+            docs = {str(d["_id"]): d async for d in db.restart.sessions.find({})}
+        finally:
+            await db.close()
+        assert created <= set(docs), "an acknowledged create was lost"
+        for sid in joined:
+            assert docs[sid]["participant"] is not None, "an acknowledged join was lost"
+        for sid in ended:
+            assert docs[sid]["status"] == "completed", "an acknowledged end was lost"
+        for doc in docs.values():  # each change is one statement: all of it or nothing
+            assert (doc["status"] == "completed") == (doc["endedAt"] is not None), doc
+            assert doc["rev"] == 1 + (doc["participant"] is not None) + (doc["status"] == "completed"), doc
+        with capsys.disabled():
+            print(
+                f"\nSecantusDB restarted under load: {len(answers)} requests, "
+                f"{sum(1 for a in answers if a[1] == 503)} got 503 (all with Retry-After), "
+                f"{len(created)} creates, {len(joined)} joins, {len(ended)} ends acknowledged and stored"
+            )
+    finally:
+        stop.set()
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        await client.close()
+        embedded.stop(process)
