@@ -62,3 +62,14 @@ class ServiceUnavailable(HireFlowError):
 
     def __init__(self, message: str = "Service unavailable") -> None:
         super().__init__(message)
+
+
+class TooManyRequests(HireFlowError):
+    """A quota is used up; `retry_after_s` becomes the `Retry-After` header."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = max(1, retry_after_s)

@@ -30,3 +30,12 @@ RT_CONTROL = PREFIX + "rt:control"
 # Per session: a hash {topic: ev} of the last change published to each of its topics, so that a late or
 # repeated announcement of an older change is dropped (see SessionEvent.ev).
 RT_GATE = PREFIX + "rt:gate:"
+
+# Code runs (see hireflow/services/run_limits.py): per user and per session, a sorted set of the runs
+# in flight (score: when the lease lapses, should nobody release it); per user, a sorted set of the
+# runs started in the last minute (score: when). The arq job id names the attempt, so a retried run
+# gets a fresh job.
+RUNS_IN_FLIGHT_USER = PREFIX + "runs:inflight:user:"
+RUNS_IN_FLIGHT_SESSION = PREFIX + "runs:inflight:session:"
+RUNS_RECENT_USER = PREFIX + "runs:recent:user:"
+RUN_JOB = "run:{run_id}:{attempt}"

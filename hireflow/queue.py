@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 SYNC_SESSION = "sync_session"
 UPSERT_STREAM_USER = "upsert_stream_user"
 DELETE_STREAM_USER = "delete_stream_user"
+EXECUTE_RUN = "execute_run"
 
 ENQUEUE_TIMEOUT_S = 1.0
 
@@ -45,6 +46,11 @@ class JobQueue:
     async def delete_stream_user(self, clerk_id: str) -> bool:
         job_id = keys.STREAM_USER_JOB.format(clerk_id=clerk_id, action="delete", stamp=0)
         return await self._enqueue(DELETE_STREAM_USER, job_id, clerk_id=clerk_id)
+
+    async def execute_run(self, run_id: str, retries: int) -> bool:
+        """Ask a worker to run a queued code run (`retries`: its attempt, 0 or the reconciler's 1)."""
+        job_id = keys.RUN_JOB.format(run_id=run_id, attempt=retries)
+        return await self._enqueue(EXECUTE_RUN, job_id, run_id=run_id)
 
     async def _enqueue(self, function: str, job_id: str, **kwargs: Any) -> bool:
         """True when queued (or already queued); False when Redis could not be reached in time."""

@@ -20,6 +20,7 @@ from hireflow.settings import Settings
 from hireflow.store.mongo import Document
 from hireflow.web.app import create_app
 from tests.fakes.clerk import FakeClerk, SigningKey, clerk_user
+from tests.fakes.piston import FakePiston
 from tests.fakes.stream import FakeStream
 
 # Fixtures shared across folders: workers (in-process and real processes) and WebSocket clients.
@@ -77,6 +78,15 @@ async def fake_stream() -> AsyncIterator[tuple[FakeStream, str]]:
     server = TestServer(stream.app())
     await server.start_server()
     yield stream, str(server.make_url("")).rstrip("/")
+    await server.close()
+
+
+@pytest.fixture
+async def fake_piston() -> AsyncIterator[tuple[FakePiston, str]]:
+    piston = FakePiston()
+    server = TestServer(piston.app())
+    await server.start_server()
+    yield piston, str(server.make_url("")).rstrip("/")
     await server.close()
 
 
@@ -145,6 +155,14 @@ def settings(
         stream_chat_url=stream_url,
         stream_base_url=stream_url,
         **FAST_WORKER,
+    )
+
+
+@pytest.fixture
+def piston_settings(settings: Settings, fake_piston: tuple[FakePiston, str]) -> Settings:
+    """`settings` with code runs on the Piston fake (short timeouts: 1 s per run, 3 s per engine call)."""
+    return settings.model_copy(
+        update={"piston_url": fake_piston[1], "piston_timeout_s": 3.0, "run_run_timeout_ms": 1000}
     )
 
 

@@ -12,7 +12,7 @@ from aiohttp.typedefs import Handler
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
-from hireflow.errors import HireFlowError
+from hireflow.errors import HireFlowError, TooManyRequests
 from hireflow.observability import REQUEST_ID, Metrics, request_id_from
 from hireflow.web.appkeys import USER_ID
 from hireflow.web.jsonio import error_response
@@ -82,7 +82,10 @@ def errors(metrics: Metrics) -> web.middleware:  # type: ignore[valid-type]
         try:
             return await handler(request)
         except HireFlowError as exc:
-            return error_response(exc.status, exc.message, exc.code)
+            response = error_response(exc.status, exc.message, exc.code)
+            if isinstance(exc, TooManyRequests):
+                response.headers["Retry-After"] = str(exc.retry_after_s)
+            return response
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise

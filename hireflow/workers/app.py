@@ -13,18 +13,23 @@ from hireflow import keys
 from hireflow.cache import CacheVersions
 from hireflow.events import FanOut, LoggingSink
 from hireflow.observability import Metrics, serve_metrics
-from hireflow.queue import DELETE_STREAM_USER, SYNC_SESSION, UPSERT_STREAM_USER, JobQueue
+from hireflow.piston.client import piston_client
+from hireflow.queue import DELETE_STREAM_USER, EXECUTE_RUN, SYNC_SESSION, UPSERT_STREAM_USER, JobQueue
 from hireflow.realtime.bus import Bus
 from hireflow.realtime.publisher import RealtimeSink
+from hireflow.services.run_limits import RunLimits, quota, run_job_timeout_s
+from hireflow.services.runs import RunService
 from hireflow.services.sessions import SessionService
 from hireflow.settings import Settings
 from hireflow.store import mongo
+from hireflow.store.runs import RunRepo
 from hireflow.store.sessions import SessionRepo
 from hireflow.store.users import UserRepo
 from hireflow.stream.gateway import StreamGateway
 from hireflow.waiting import wait_for
 from hireflow.workers.deps import WorkerDeps
 from hireflow.workers.instrument import instrumented
+from hireflow.workers.jobs.runs import execute_run
 from hireflow.workers.jobs.sessions import sync_session
 from hireflow.workers.jobs.users import delete_stream_user, upsert_stream_user
 from hireflow.workers.locks import SessionLocks
@@ -68,6 +73,8 @@ def create_worker(settings: Settings, **overrides: Any) -> ResilientWorker:
         ctx["repairing"] = asyncio.create_task(realtime.repair_forever(settings.rt_repair_interval_s))
         sessions, users = SessionRepo(db), UserRepo(db)
         events = FanOut([LoggingSink(), realtime])
+        queue, run_repo = JobQueue(redis, metrics), RunRepo(db)
+        runs = RunService(run_repo, sessions, RunLimits(redis, quota(settings)), realtime, queue, None)
         ctx["deps"] = WorkerDeps(
             settings=settings,
             mongo=client,
@@ -84,7 +91,10 @@ def create_worker(settings: Settings, **overrides: Any) -> ResilientWorker:
             stream=StreamGateway.from_settings(settings),
             locks=SessionLocks(redis, ttl_s=settings.job_timeout_s + LOCK_MARGIN_S),
             throttle=StreamThrottle(redis),
-            queue=JobQueue(redis, metrics),
+            queue=queue,
+            piston=piston_client(settings),
+            runs=runs,
+            run_repo=run_repo,
         )
         ctx["metrics_runner"] = await _serve_metrics(metrics, settings)
 
@@ -101,6 +111,8 @@ def create_worker(settings: Settings, **overrides: Any) -> ResilientWorker:
             return
         if d.stream is not None:
             await d.stream.aclose()
+        if d.piston is not None:
+            await d.piston.aclose()
         await d.mongo.close()
 
     def job(coroutine: Any, name: str) -> Any:
@@ -117,6 +129,14 @@ def create_worker(settings: Settings, **overrides: Any) -> ResilientWorker:
             job(sync_session, SYNC_SESSION),
             job(upsert_stream_user, UPSERT_STREAM_USER),
             job(delete_stream_user, DELETE_STREAM_USER),
+            # One try: a run is never executed twice by arq; the reconciler retries a lost one once.
+            func(
+                instrumented(execute_run, EXECUTE_RUN, metrics),  # type: ignore[arg-type]
+                name=EXECUTE_RUN,
+                keep_result=0,
+                timeout=run_job_timeout_s(settings),
+                max_tries=1,
+            ),
         ],
         "cron_jobs": [
             cron(
