@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from hireflow.web import openapi_runs
 from hireflow.web.jsonio import json_response
 
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"cookieAuth": []}]
@@ -285,9 +286,9 @@ DOCUMENT: dict[str, Any] = {
         "version": "1.0.0",
         "description": 'Errors are always JSON: {"message": …, "code": …}.',
     },
-    "paths": PATHS,
+    "paths": {**PATHS, **openapi_runs.PATHS},
     "components": {
-        "schemas": SCHEMAS,
+        "schemas": {**SCHEMAS, **openapi_runs.SCHEMAS},
         "securitySchemes": {
             "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (Clerk session token)"},
             "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "__session"},
