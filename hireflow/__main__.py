@@ -1,4 +1,5 @@
-"""`python -m hireflow token NAME`: create a development user and print a session token for a day."""
+"""`python -m hireflow token NAME`: create a development user and print a session token for a day.
+`python -m hireflow piston-install [LANGUAGE…]`: install javascript, python and java on PISTON_URL."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from hireflow.settings import Settings
 from hireflow.store import mongo
 from hireflow.store.users import Profile, UserRepo
 
-USAGE = "usage: python -m hireflow token NAME"
+USAGE = "usage: python -m hireflow token NAME | piston-install [LANGUAGE...]"
 
 
 async def _create_user(db_url: str, name: str) -> str:
@@ -31,6 +32,8 @@ async def _create_user(db_url: str, name: str) -> str:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["piston-install"]:
+        return _piston_install(argv[1:])
     if len(argv) != 2 or argv[0] != "token" or not argv[1].strip():
         print(USAGE, file=sys.stderr)
         return 2
@@ -51,6 +54,16 @@ def main(argv: list[str]) -> int:
         print(f"refused: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _piston_install(languages: list[str]) -> int:
+    from hireflow.piston.install import install
+
+    url = Settings().piston_url
+    if not url:
+        print("PISTON_URL is not set", file=sys.stderr)
+        return 2
+    return asyncio.run(install(url, languages))
 
 
 if __name__ == "__main__":

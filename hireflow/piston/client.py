@@ -117,11 +117,12 @@ class PistonClient:
             data = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
             data = None
+        message = data.get("message") if isinstance(data, dict) and status >= 300 else None
         if 400 <= status < 500:
-            message = data.get("message") if isinstance(data, dict) else None
             raise PistonRejected(str(message) if message else f"The code execution engine refused the run ({status})")
         if status >= 300 or data is None:
-            raise PistonUnavailable(f"The code execution engine failed ({status})")
+            detail = f": {message}" if message else ""
+            raise PistonUnavailable(f"The code execution engine failed ({status}){detail}")
         return data
 
 

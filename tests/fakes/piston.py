@@ -104,8 +104,9 @@ class FakePiston:
         if name not in known:
             message = f"Requested package {body.get('language')}-{body.get('version')} does not exist"
             return web.json_response({"message": message}, status=404)
-        if not any(rt["language"] == name for rt in self.runtimes):
-            self.runtimes.append(known[name])
+        if any(rt["language"] == name for rt in self.runtimes):
+            return web.json_response({"message": "Already installed"}, status=500)  # as Piston answers
+        self.runtimes.append(known[name])
         return web.json_response({"language": body["language"], "version": known[name]["version"]})
 
     def _runtime(self, language: str, version: str) -> dict[str, Any] | None:
