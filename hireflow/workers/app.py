@@ -156,7 +156,7 @@ def create_worker(settings: Settings, **overrides: Any) -> ResilientWorker:
         "job_timeout": settings.job_timeout_s,
         "keep_result": 0,
         "max_tries": settings.job_max_tries,
-        "max_jobs": 20,
+        "max_jobs": settings.worker_max_jobs,
     }
     options.update(overrides)
     return ResilientWorker(startup_timeout_s=settings.startup_timeout_s, **options)
