@@ -25,6 +25,7 @@ bench: install
 	$(BIN)/python bench/rest.py
 	$(BIN)/python bench/provisioning.py
 	$(BIN)/python bench/ws_fanout.py
+	$(BIN)/python bench/runs.py
 
 dev: install
 	$(BIN)/python -m hireflow.dev

@@ -50,6 +50,8 @@ def validate_new_run(body: object) -> NewRun:
         raise BadRequest("Request body must be a JSON object")
     language, code = body.get("language"), body.get("code")
     stdin, version = body.get("stdin", ""), body.get("version")
+    if isinstance(language, str):
+        language = language.strip().lower()
     if not language or code is None:
         raise BadRequest("Language and code are required")
     if not isinstance(language, str) or len(language) > MAX_LANGUAGE_CHARS:
@@ -66,7 +68,7 @@ def validate_new_run(body: object) -> NewRun:
         raise BadRequest("Stdin must be at most 16 KiB")
     if version is not None and (not isinstance(version, str) or not version or len(version) > MAX_LANGUAGE_CHARS):
         raise BadRequest("Version must be a string of at most 40 characters")
-    return NewRun(language=language.strip().lower(), version=version, code=code, stdin=stdin)
+    return NewRun(language=language, version=version, code=code, stdin=stdin)
 
 
 def run_json(doc: Document) -> RunJson:

@@ -89,8 +89,9 @@ def outcome(answer: dict[str, Any]) -> Outcome:
         "signal": signal if isinstance(signal, str) else None,
         "error": None,
     }
-    if isinstance(answer.get("version"), str):
-        fields["version"] = answer["version"]
+    for key in ("language", "version"):  # what the engine resolved an alias or `*` to
+        if isinstance(answer.get(key), str):
+            fields[key] = answer[key]
     what = "Compilation" if compile_failed else "The program"
     if engine_status == "TO":
         return "timed_out", {**fields, "error": f"{what} ran out of time"}
