@@ -3,7 +3,9 @@
 200 runs from 50 users (25 sessions, host and participant each running 4 in a row, as the one-in-
 flight limit allows) against the in-process Piston fake taking 200 ms per execution. Prints runs/s
 and the latency from sending the `POST /api/sessions/{id}/runs` to receiving that run's
-`run.finished` frame on the user's WebSocket, for one and two worker processes. The reference line
+`run.finished` frame on the user's WebSocket, for one and two worker processes (slots: runs one
+worker executes at once, WORKER_MAX_JOBS), and the median time a run spent in each step: the `202`,
+`queued` (stored to claimed by a worker), `running` (claimed to finished). The reference line
 is the engine alone: the same 200 executions sent straight to the fake by 50 clients (the floor the
 backend adds its queueing, storage and events to). Target: p99 ≤ execution time + 100 ms.
 """
@@ -61,7 +63,7 @@ async def reference(url: str, users: int, per_user: int) -> dict[str, float]:
 
 
 async def through_backend(
-    piston_url: str, workers: int, max_jobs: int, poll_s: float, users: int, per_user: int, tmp: str
+    piston_url: str, workers: int, max_jobs: int, users: int, per_user: int, tmp: str
 ) -> dict[str, float]:
     stack = Stack(
         tmp,
@@ -69,7 +71,6 @@ async def through_backend(
         WORKER_METRICS_PORT="0",
         METRICS_ENABLED="false",
         WORKER_MAX_JOBS=str(max_jobs),
-        WORKER_POLL_DELAY_S=str(poll_s),
     )
     with stack:
         port, _web = stack.web(log=Path(tmp) / f"web-{workers}.log")
@@ -170,9 +171,9 @@ async def main() -> None:
     try:
         line("engine alone (ref.)", await reference(url, args.users, per_user))
         with tempfile.TemporaryDirectory(prefix="hireflow-bench-") as tmp:
-            for workers, max_jobs, poll_s in ((1, 20, 0.1), (1, args.users, 0.1), (2, args.users, 0.1)):
-                r = await through_backend(url, workers, max_jobs, poll_s, args.users, per_user, tmp)
-                line(f"{workers}w x {max_jobs} jobs, poll {poll_s * 1000:.0f} ms", r)
+            for workers, slots in ((1, 20), (1, args.users), (2, args.users)):
+                r = await through_backend(url, workers, slots, args.users, per_user, tmp)
+                line(f"{workers} worker(s) x {slots} slots", r)
         print(f"max concurrent executions at the engine: {piston.max_in_flight}")
     finally:
         await fake.close()

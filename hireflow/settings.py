@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     job_max_tries: int = Field(default=8, ge=1)
     """Attempts of a job before arq gives up on it (the reconciler re-enqueues what is still undone)."""
     worker_max_jobs: int = Field(default=20, ge=1)
-    """Jobs one worker runs at once (code runs spend their time waiting for the engine)."""
+    """Jobs one worker runs at once; as many code runs again (they spend their time waiting for the engine)."""
     worker_poll_delay_s: float = Field(default=0.1, gt=0)
     """How often an idle worker polls the queue."""
     reconcile_interval_s: int = Field(default=30, ge=1, le=60)

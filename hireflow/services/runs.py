@@ -143,7 +143,7 @@ class RunService:
         view = await self._announce("run.queued", doc)
         # After the event: run.queued always comes before the worker's run.started. A failed enqueue
         # leaves the run queued; the reconciler enqueues it again.
-        await self._queue.execute_run(str(run_id), 0)
+        await self._queue.execute_run(str(run_id))
         return view
 
     async def recent(self, raw_session_id: str, user: Document) -> list[RunJson]:
@@ -183,7 +183,7 @@ class RunService:
             if doc is None:
                 return "moved on"
             await self._announce("run.queued", doc)
-            await self._queue.execute_run(str(doc["_id"]), doc["retries"])
+            await self._queue.execute_run(str(doc["_id"]))
             return "retried"
         reason = (
             "The worker running this code stopped before it finished"

@@ -17,7 +17,7 @@ from hireflow.piston.client import piston_client
 from hireflow.queue import DELETE_STREAM_USER, EXECUTE_RUN, SYNC_SESSION, UPSERT_STREAM_USER, JobQueue
 from hireflow.realtime.bus import Bus
 from hireflow.realtime.publisher import RealtimeSink
-from hireflow.services.run_limits import RunLimits, quota, run_job_timeout_s
+from hireflow.services.run_limits import RunLimits, quota
 from hireflow.services.runs import RunService
 from hireflow.services.sessions import SessionService
 from hireflow.settings import Settings
@@ -35,6 +35,7 @@ from hireflow.workers.jobs.users import delete_stream_user, upsert_stream_user
 from hireflow.workers.locks import SessionLocks
 from hireflow.workers.reconcile import reconcile
 from hireflow.workers.resilient import ResilientWorker
+from hireflow.workers.run_consumer import RunConsumer
 from hireflow.workers.throttle import StreamThrottle
 
 log = logging.getLogger(__name__)
@@ -97,8 +98,18 @@ def create_worker(settings: Settings, **overrides: Any) -> ResilientWorker:
             run_repo=run_repo,
         )
         ctx["metrics_runner"] = await _serve_metrics(metrics, settings)
+        consumer = ctx["runs_consumer"] = RunConsumer(
+            settings.redis_url or "",
+            instrumented(execute_run, EXECUTE_RUN, metrics),
+            ctx,
+            concurrency=settings.worker_max_jobs,
+        )
+        consumer.start()
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
+        consumer: RunConsumer | None = ctx.get("runs_consumer")
+        if consumer is not None:
+            await consumer.stop()
         repairing: asyncio.Task[None] | None = ctx.get("repairing")
         if repairing is not None:
             repairing.cancel()
@@ -129,14 +140,6 @@ def create_worker(settings: Settings, **overrides: Any) -> ResilientWorker:
             job(sync_session, SYNC_SESSION),
             job(upsert_stream_user, UPSERT_STREAM_USER),
             job(delete_stream_user, DELETE_STREAM_USER),
-            # One try: a run is never executed twice by arq; the reconciler retries a lost one once.
-            func(
-                instrumented(execute_run, EXECUTE_RUN, metrics),  # type: ignore[arg-type]
-                name=EXECUTE_RUN,
-                keep_result=0,
-                timeout=run_job_timeout_s(settings),
-                max_tries=1,
-            ),
         ],
         "cron_jobs": [
             cron(

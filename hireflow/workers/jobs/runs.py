@@ -9,13 +9,14 @@ such a run again once, then fails it (`reconcile_runs`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import timedelta
 from typing import Any
 
 from hireflow.piston.client import Limits, PistonRejected, PistonUnavailable
-from hireflow.services.run_limits import stale_after_s
+from hireflow.services.run_limits import run_job_timeout_s, stale_after_s
 from hireflow.settings import Settings
 from hireflow.store.runs import RunStatus
 from hireflow.store.sessions import parse_id
@@ -32,6 +33,12 @@ Outcome = tuple[RunStatus, dict[str, Any]]
 
 async def execute_run(ctx: dict[str, Any], *, run_id: str) -> str:
     d = deps(ctx)
+    # A safety net: the engine's client times out first, and ends the run with that reason.
+    async with asyncio.timeout(run_job_timeout_s(d.settings)):
+        return await _execute(d, run_id)
+
+
+async def _execute(d: WorkerDeps, run_id: str) -> str:
     oid = parse_id(run_id)
     if oid is None or d.runs is None:
         return "invalid id"
