@@ -16,15 +16,16 @@ import orjson
 from bson import ObjectId
 from redis.exceptions import RedisError
 
-from hireflow.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable
+from hireflow.cache import Versions
+from hireflow.errors import BadRequest, Forbidden, ServiceUnavailable
 from hireflow.piston.runtimes import RuntimeCatalog
 from hireflow.queue import JobQueue
 from hireflow.realtime import protocol
 from hireflow.realtime.publisher import RealtimeSink
 from hireflow.services.run_limits import RunLimits
+from hireflow.services.sessions import SessionJson, SessionService
 from hireflow.store.mongo import Document
 from hireflow.store.runs import RunRepo, RunStatus
-from hireflow.store.sessions import SessionRepo, parse_id
 from hireflow.timeutil import iso
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ class RunService:
     def __init__(
         self,
         runs: RunRepo,
-        sessions: SessionRepo,
+        sessions: SessionService,
         limits: RunLimits,
         realtime: RealtimeSink,
         queue: JobQueue,
@@ -113,10 +114,10 @@ class RunService:
 
     # --- the web process ----------------------------------------------------------------------
 
-    async def create(self, raw_session_id: str, user: Document, body: object) -> RunJson:
+    async def create(self, raw_session_id: str, user: Document, versions: Versions, body: object) -> RunJson:
         if self._catalog is None:
             raise ServiceUnavailable("Code execution is not configured")
-        session = await self._member_session(raw_session_id, user, "run code in")
+        session = await self._member_session(raw_session_id, user, versions, "run code in")
         if session["status"] != "active":
             raise BadRequest("Cannot run code in a completed session")
         new = validate_new_run(body)
@@ -125,12 +126,12 @@ class RunService:
             raise BadRequest(f"Unsupported language: {new.language}")
         language, version = resolved
         run_id = ObjectId()
-        owner = {"user_id": str(user["_id"]), "session_id": str(session["_id"]), "run_id": str(run_id)}
+        owner = {"user_id": str(user["_id"]), "session_id": session["_id"], "run_id": str(run_id)}
         await self._limits.admit(**owner)
         try:
             doc = await self._runs.insert(
                 run_id=run_id,
-                session=session["_id"],
+                session=ObjectId(session["_id"]),
                 by=user,
                 language=language,
                 version=version,
@@ -146,16 +147,15 @@ class RunService:
         await self._queue.execute_run(str(run_id))
         return view
 
-    async def recent(self, raw_session_id: str, user: Document) -> list[RunJson]:
-        session = await self._member_session(raw_session_id, user, "see the runs of")
-        return [run_json(doc) for doc in await self._runs.recent(session["_id"])]
+    async def recent(self, raw_session_id: str, user: Document, versions: Versions) -> list[RunJson]:
+        session = await self._member_session(raw_session_id, user, versions, "see the runs of")
+        return [run_json(doc) for doc in await self._runs.recent(ObjectId(session["_id"]))]
 
-    async def _member_session(self, raw_session_id: str, user: Document, what: str) -> Document:
-        session_id = parse_id(raw_session_id)
-        session = await self._sessions.get(session_id) if session_id is not None else None
-        if session is None:
-            raise NotFound("Session not found")
-        if user["_id"] not in (session["host"], session.get("participant")):
+    async def _member_session(self, raw_session_id: str, user: Document, versions: Versions, what: str) -> SessionJson:
+        """The session as the API shows it (from the read cache: no MongoDB query when it is warm)."""
+        session = await self._sessions.get(raw_session_id, versions)
+        members = [(session.get(role) or {}).get("_id") for role in ("host", "participant")]
+        if str(user["_id"]) not in members:
             raise Forbidden(f"Only the host and the participant can {what} this session")
         return session
 

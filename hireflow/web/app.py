@@ -151,8 +151,7 @@ async def _runs(app: web.Application) -> AsyncIterator[None]:
         RuntimeCatalog(piston, ttl_s=settings.piston_runtimes_ttl_s) if piston is not None else None
     )
     limits = RunLimits(app[K.REDIS], quota(settings))
-    session_repo = SessionRepo(app[K.DB])
-    app[K.RUNS] = RunService(RunRepo(app[K.DB]), session_repo, limits, app[K.REALTIME], app[K.QUEUE], catalog)
+    app[K.RUNS] = RunService(RunRepo(app[K.DB]), app[K.SESSIONS], limits, app[K.REALTIME], app[K.QUEUE], catalog)
     yield
     if piston is not None:
         await piston.aclose()

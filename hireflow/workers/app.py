@@ -74,20 +74,21 @@ def create_worker(settings: Settings, **overrides: Any) -> ResilientWorker:
         ctx["repairing"] = asyncio.create_task(realtime.repair_forever(settings.rt_repair_interval_s))
         sessions, users = SessionRepo(db), UserRepo(db)
         events = FanOut([LoggingSink(), realtime])
+        service = SessionService(
+            sessions,
+            users,
+            versions,
+            events,
+            cache_max_age_s=settings.cache_max_age_s,
+            stream_enabled=settings.stream_configured,
+        )
         queue, run_repo = JobQueue(redis, metrics), RunRepo(db)
-        runs = RunService(run_repo, sessions, RunLimits(redis, quota(settings)), realtime, queue, None)
+        runs = RunService(run_repo, service, RunLimits(redis, quota(settings)), realtime, queue, None)
         ctx["deps"] = WorkerDeps(
             settings=settings,
             mongo=client,
             sessions=sessions,
-            service=SessionService(
-                sessions,
-                users,
-                versions,
-                events,
-                cache_max_age_s=settings.cache_max_age_s,
-                stream_enabled=settings.stream_configured,
-            ),
+            service=service,
             users=users,
             stream=StreamGateway.from_settings(settings),
             locks=SessionLocks(redis, ttl_s=settings.job_timeout_s + LOCK_MARGIN_S),

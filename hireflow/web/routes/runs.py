@@ -20,14 +20,15 @@ MAX_RUN_BODY_BYTES = 6 * (MAX_CODE_BYTES + MAX_STDIN_BYTES) + 4096
 async def create_run(request: web.Request) -> web.Response:
     caller = await authenticate(request)
     body = await read_json(request.clone(client_max_size=MAX_RUN_BODY_BYTES), MAX_RUN_BODY_BYTES)
-    run = await request.app[RUNS].create(request.match_info["id"], caller.user, body)
+    run = await request.app[RUNS].create(request.match_info["id"], caller.user, caller.versions, body)
     return json_response({"run": run}, status=202)
 
 
 @routes.get("/api/sessions/{id}/runs")
 async def list_runs(request: web.Request) -> web.Response:
     caller = await authenticate(request)
-    return json_response({"runs": await request.app[RUNS].recent(request.match_info["id"], caller.user)})
+    runs = await request.app[RUNS].recent(request.match_info["id"], caller.user, caller.versions)
+    return json_response({"runs": runs})
 
 
 @routes.get("/api/runtimes")
