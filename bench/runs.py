@@ -153,6 +153,8 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--exec-ms", type=float, default=200.0, help="execution time of the Piston fake")
     args = parser.parse_args()
+    if args.users % 2 or args.runs // args.users > 9:
+        parser.error("users must be even (host and participant) and runs/users at most 9 (10 a minute per user)")
     per_user = args.runs // args.users
     piston = FakePiston(delay_s=args.exec_ms / 1000)
     fake = TestServer(piston.app())
