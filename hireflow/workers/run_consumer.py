@@ -54,7 +54,10 @@ class RunConsumer:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        await self._redis.aclose()
+        try:
+            await self._redis.aclose()
+        except (RedisError, OSError) as exc:  # closing must not keep the worker's other clients open
+            log.warning("run queue connection not closed cleanly: %r", exc)
 
     async def _consume(self) -> None:
         outage = False
