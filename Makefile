@@ -35,6 +35,7 @@ bench: install
 	$(BIN)/python bench/provisioning.py
 	$(BIN)/python bench/ws_fanout.py
 	$(BIN)/python bench/forged_tokens.py
+	$(BIN)/python bench/runs.py
 
 dev: install
 	$(BIN)/python -m hireflow.dev

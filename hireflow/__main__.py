@@ -1,4 +1,5 @@
-"""`python -m hireflow token NAME`: create a development user and print a session token for a day."""
+"""`python -m hireflow token NAME`: create a development user and print a session token for a day.
+`python -m hireflow piston-install [LANGUAGE…]`: install javascript, python and java on PISTON_URL."""
 
 from __future__ import annotations
 
@@ -25,6 +26,12 @@ def _parser() -> argparse.ArgumentParser:
         "Needs `make dev` running (or DB_URL); refused when NODE_ENV=production.",
     )
     token.add_argument("name", metavar="NAME", help="display name of the user, e.g. alice")
+    piston = commands.add_parser(
+        "piston-install",
+        help="install the languages the frontend offers into the Piston engine at PISTON_URL",
+        description="Install runtimes into the Piston engine at PISTON_URL (default: javascript, python, java).",
+    )
+    piston.add_argument("languages", metavar="LANGUAGE", nargs="*", help="languages to install")
     return parser
 
 
@@ -45,6 +52,8 @@ async def _create_user(db_url: str, name: str) -> str:
 def main(argv: list[str]) -> int:
     parser = _parser()
     args = parser.parse_args(argv)  # exits 0 after --help, 2 on a usage error
+    if args.command == "piston-install":
+        return _piston_install(args.languages)
     name = args.name.strip()
     if not name:
         parser.error("NAME must not be empty")
@@ -65,6 +74,16 @@ def main(argv: list[str]) -> int:
         print(f"refused: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _piston_install(languages: list[str]) -> int:
+    from hireflow.piston.install import install
+
+    url = Settings().piston_url
+    if not url:
+        print("PISTON_URL is not set", file=sys.stderr)
+        return 2
+    return asyncio.run(install(url, languages))
 
 
 if __name__ == "__main__":

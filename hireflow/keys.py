@@ -35,3 +35,11 @@ RT_GATE = PREFIX + "rt:gate:"
 # and each user's open WebSockets (a sorted set of connection ids scored by lease expiry).
 QUOTAS = PREFIX + "quota"
 WS_SEATS = PREFIX + "quota:ws:"
+
+# Code runs (see hireflow/services/run_limits.py): per user and per session, a sorted set of the runs
+# in flight (score: when the lease lapses, should nobody release it); per user, a sorted set of the
+# runs started in the last minute (score: when). Queued runs wait for a worker in a list (run_consumer.py).
+RUNS_IN_FLIGHT_USER = PREFIX + "runs:inflight:user:"
+RUNS_IN_FLIGHT_SESSION = PREFIX + "runs:inflight:session:"
+RUNS_RECENT_USER = PREFIX + "runs:recent:user:"
+RUNS_QUEUE = PREFIX + "runs:queue"

@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Any
 
+import orjson
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 SYNC_SESSION = "sync_session"
 UPSERT_STREAM_USER = "upsert_stream_user"
 DELETE_STREAM_USER = "delete_stream_user"
+EXECUTE_RUN = "execute_run"
 
 ENQUEUE_TIMEOUT_S = 1.0
 
@@ -45,6 +47,20 @@ class JobQueue:
     async def delete_stream_user(self, clerk_id: str) -> bool:
         job_id = keys.STREAM_USER_JOB.format(clerk_id=clerk_id, action="delete", stamp=0)
         return await self._enqueue(DELETE_STREAM_USER, job_id, clerk_id=clerk_id)
+
+    async def execute_run(self, run_id: str) -> bool:
+        """Hand a queued code run to the first worker with a free slot (see workers/run_consumer.py);
+        False when Redis could not be reached in time (the reconciler queues the run again)."""
+        item = orjson.dumps({"run_id": run_id, "request_id": REQUEST_ID.get()})
+        try:
+            async with asyncio.timeout(ENQUEUE_TIMEOUT_S):
+                await self._redis.rpush(keys.RUNS_QUEUE, item)  # type: ignore[misc]  # redis-py types sync and async alike
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("could not queue run %s; the reconciler will catch up: %r", run_id, exc)
+            self._count(EXECUTE_RUN, "enqueue_failed")
+            return False
+        self._count(EXECUTE_RUN, "enqueued")
+        return True
 
     async def _enqueue(self, function: str, job_id: str, **kwargs: Any) -> bool:
         """True when queued (or already queued); False when Redis could not be reached in time."""

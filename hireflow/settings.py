@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     """arq timeout of one job; a job lost with its worker is picked up again about 10 s after this."""
     job_max_tries: int = Field(default=8, ge=1)
     """Attempts of a job before arq gives up on it (the reconciler re-enqueues what is still undone)."""
+    worker_max_jobs: int = Field(default=20, ge=1)
+    """Jobs one worker runs at once; as many code runs again (they spend their time waiting for the engine)."""
     worker_poll_delay_s: float = Field(default=0.1, gt=0)
     """How often an idle worker polls the queue."""
     reconcile_interval_s: int = Field(default=30, ge=1, le=60)
@@ -152,6 +154,30 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     """Bearer token `/metrics` requires on the main port in production (else use METRICS_PORT)."""
 
+    # Code runs on a self-hosted Piston engine (see hireflow/piston/ and services/runs.py).
+    piston_url: str | None = None
+    """Base URL of a Piston engine (`http://piston:2000`); unset: code runs answer 503."""
+    piston_timeout_s: float = Field(default=30.0, gt=0)
+    """Timeout of one `POST /api/v2/execute` (compile and run included); a slower engine fails the run."""
+    piston_runtimes_ttl_s: float = Field(default=300.0, ge=0)
+    """How long the engine's runtime list is served from memory before it is fetched again."""
+    run_compile_timeout_ms: int = Field(default=10_000, gt=0)
+    """Wall-time limit of a run's compile stage, passed to Piston."""
+    run_run_timeout_ms: int = Field(default=3_000, gt=0)
+    """Wall-time limit of a run's run stage, passed to Piston."""
+    run_compile_memory_limit_bytes: int = Field(default=-1, ge=-1)
+    """Memory limit of the compile stage (-1: the engine's own limit)."""
+    run_run_memory_limit_bytes: int = Field(default=-1, ge=-1)
+    """Memory limit of the run stage (-1: the engine's own limit)."""
+    runs_in_flight_per_user: int = Field(default=1, ge=1)
+    """Runs one user may have queued or running at once; more get 429."""
+    runs_in_flight_per_session: int = Field(default=2, ge=1)
+    """Runs one session may have queued or running at once; more get 429."""
+    runs_per_user_per_minute: int = Field(default=10, ge=1)
+    """Runs one user may start in any 60 seconds; more get 429 with the wait in `Retry-After`."""
+    runs_stale_after_s: float = Field(default=60.0, gt=0)
+    """A run still `queued` or `running` this long after its last step is retried once, then failed."""
+
     metrics_enabled: bool = True
     """Serve Prometheus metrics (not behind Clerk auth)."""
     metrics_port: int | None = None
@@ -197,6 +223,10 @@ class Settings(BaseSettings):
     @property
     def authorized_parties(self) -> list[str]:
         return _split(self.clerk_authorized_parties) or self.allowed_origins
+
+    @property
+    def runs_configured(self) -> bool:
+        return bool(self.piston_url)
 
     @property
     def stream_configured(self) -> bool:

@@ -22,6 +22,7 @@ from hireflow.store.mongo import Document
 from hireflow.web.app import create_app
 from hireflow.web.runner import Runner
 from tests.fakes.clerk import FakeClerk, SigningKey, clerk_user
+from tests.fakes.piston import FakePiston
 from tests.fakes.stream import FakeStream
 
 # Fixtures shared across folders: workers (in-process and real processes) and WebSocket clients.
@@ -79,6 +80,15 @@ async def fake_stream() -> AsyncIterator[tuple[FakeStream, str]]:
     server = TestServer(stream.app())
     await server.start_server()
     yield stream, str(server.make_url("")).rstrip("/")
+    await server.close()
+
+
+@pytest.fixture
+async def fake_piston() -> AsyncIterator[tuple[FakePiston, str]]:
+    piston = FakePiston()
+    server = TestServer(piston.app())
+    await server.start_server()
+    yield piston, str(server.make_url("")).rstrip("/")
     await server.close()
 
 
@@ -162,6 +172,14 @@ class AppServer(TestServer):
 
     async def _make_runner(self, **kwargs: Any) -> BaseRunner:
         return Runner(self.app, **kwargs)
+
+
+@pytest.fixture
+def piston_settings(settings: Settings, fake_piston: tuple[FakePiston, str]) -> Settings:
+    """`settings` with code runs on the Piston fake (short timeouts: 1 s per run, 3 s per engine call)."""
+    return settings.model_copy(
+        update={"piston_url": fake_piston[1], "piston_timeout_s": 3.0, "run_run_timeout_ms": 1000}
+    )
 
 
 async def serve(app: web.Application) -> TestClient[web.Request, web.Application]:

@@ -45,18 +45,25 @@ class RealtimeSink:
         listed = event.session.get("visibility") != "private"
         if listed and (event.kind == "session.ended" or event.session.get("status") == "active"):
             topics.insert(0, protocol.LOBBY)
+        return await self.publish_body(event.kind, topics, body, (event.session_id, event.ev))
+
+    async def publish_body(
+        self, kind: str, topics: list[str], body: bytes, gate: tuple[str, int] | None = None
+    ) -> bool:
+        """Publish an event body (`{"event": kind, …}`) to each topic in turn, with the same repair as
+        session events (code runs use it directly, without a gate). Never raises for Redis."""
         delivered = True
         for topic in topics:
             try:
                 if topic in self._unpublished:
                     await self._restart(topic)  # before anything newer is published to it
-                await self._bus.publish(topic, body, (event.session_id, event.ev))
+                await self._bus.publish(topic, body, gate)
             except (RedisError, OSError) as exc:
                 delivered = False
                 self._unpublished.add(topic)
                 if self._metrics is not None:
                     self._metrics.deferred_writes.labels("publish").inc()
-                log.warning("could not publish %s to %s; its subscribers will be reset: %r", event.kind, topic, exc)
+                log.warning("could not publish %s to %s; its subscribers will be reset: %r", kind, topic, exc)
         return delivered
 
     async def _restart(self, topic: str) -> None:

@@ -42,6 +42,12 @@ IDEMPOTENCY_INDEXES = [
     IndexModel([("createdAt", ASCENDING)], expireAfterSeconds=IDEMPOTENCY_TTL_S, name="createdAt_ttl"),
 ]
 
+# Code runs: a session's latest runs, and the reconciler's look for runs stuck queued or running.
+RUN_INDEXES = [
+    IndexModel([("session", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)], name="session_recent"),
+    IndexModel([("status", ASCENDING), ("updatedAt", ASCENDING)], name="status_updated"),
+]
+
 
 def connect(db_url: str, *, timeout_ms: int) -> tuple[AsyncMongoClient[Document], AsyncDatabase[Document]]:
     """Open a client (lazily connected) and pick the database named by the URI path."""
@@ -69,3 +75,4 @@ async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
     await db.users.create_indexes(USER_INDEXES)
     await db.sessions.create_indexes(SESSION_INDEXES)
     await db.idempotency_keys.create_indexes(IDEMPOTENCY_INDEXES)
+    await db.runs.create_indexes(RUN_INDEXES)

@@ -17,6 +17,8 @@ from hireflow.clerk.tokens import TokenVerifier
 from hireflow.errors import HireFlowError
 from hireflow.events import FanOut, LoggingSink
 from hireflow.observability import HubCollector, Metrics, serve_metrics
+from hireflow.piston.client import piston_client
+from hireflow.piston.runtimes import RuntimeCatalog
 from hireflow.queue import JobQueue, JobSink
 from hireflow.quotas import Quotas
 from hireflow.realtime.bus import Bus, Listener
@@ -24,12 +26,15 @@ from hireflow.realtime.hub import Hub
 from hireflow.realtime.protocol import CLOSE_GOING_AWAY
 from hireflow.realtime.publisher import RealtimeSink
 from hireflow.realtime.seats import Seats
+from hireflow.services.run_limits import RunLimits, quota
+from hireflow.services.runs import RunService
 from hireflow.services.sessions import SessionService
 from hireflow.services.user_sync import UserSync
 from hireflow.services.users import UserDirectory
 from hireflow.settings import Settings
 from hireflow.store import mongo
 from hireflow.store.idempotency import IdempotencyRepo
+from hireflow.store.runs import RunRepo
 from hireflow.store.sessions import SessionRepo
 from hireflow.store.users import UserRepo
 from hireflow.stream.clients import chat_client
@@ -38,7 +43,7 @@ from hireflow.web import appkeys as K
 from hireflow.web import docs, guards, openapi
 from hireflow.web.middleware import cors, errors, observe
 from hireflow.web.origins import OriginPolicy
-from hireflow.web.routes import chat, clerk_sync, frontend, health, sessions, ws
+from hireflow.web.routes import chat, clerk_sync, frontend, health, runs, sessions, ws
 from hireflow.web.routes import metrics as metrics_routes
 
 log = logging.getLogger(__name__)
@@ -108,7 +113,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     db = app[K.DB]
     users, session_repo = UserRepo(db), SessionRepo(db)
     bus = Bus(app[K.REDIS], settings)
-    realtime = RealtimeSink(bus, app[K.VERSIONS], app[K.METRICS])
+    realtime = app[K.REALTIME] = RealtimeSink(bus, app[K.VERSIONS], app[K.METRICS])
     app[K.EVENTS] = FanOut([LoggingSink(), realtime, JobSink(app[K.QUEUE])])
     app[K.USERS] = UserDirectory(users, app[K.CLERK], app[K.VERSIONS], cache_max_age_s=settings.cache_max_age_s)
     app[K.SESSIONS] = SessionService(
@@ -139,6 +144,20 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     await asyncio.gather(listening, repairing, renewing, return_exceptions=True)
     hub.close()
     log.info("realtime hub stats: %s", hub.stats)
+
+
+async def _runs(app: web.Application) -> AsyncIterator[None]:
+    """Code runs: the Piston client and its runtime list (none without PISTON_URL), and the run rules."""
+    settings = app[K.SETTINGS]
+    piston = app[K.PISTON] = piston_client(settings)
+    catalog = app[K.RUNTIMES] = (
+        RuntimeCatalog(piston, ttl_s=settings.piston_runtimes_ttl_s) if piston is not None else None
+    )
+    limits = RunLimits(app[K.REDIS], quota(settings))
+    app[K.RUNS] = RunService(RunRepo(app[K.DB]), app[K.SESSIONS], limits, app[K.REALTIME], app[K.QUEUE], catalog)
+    yield
+    if piston is not None:
+        await piston.aclose()
 
 
 async def _metrics(app: web.Application) -> AsyncIterator[None]:
@@ -182,11 +201,12 @@ def create_app(settings: Settings) -> web.Application:
     app[K.SETTINGS] = settings
     app[K.METRICS] = metrics
     app[K.ORIGINS] = origins
-    app.cleanup_ctx.extend([_mongo, _redis, _quotas, _integrations, _services, _metrics])
+    app.cleanup_ctx.extend([_mongo, _redis, _quotas, _integrations, _services, _runs, _metrics])
     app.on_shutdown.append(_close_websockets)
     app.add_routes(health.routes)
     app.add_routes(chat.routes)
     app.add_routes(sessions.routes)
+    app.add_routes(runs.routes)
     app.add_routes(ws.routes)
     app.add_routes(openapi.routes)
     app.add_routes(docs.routes)

@@ -13,10 +13,14 @@ from hireflow.clerk.api import ClerkApi
 from hireflow.clerk.tokens import TokenVerifier
 from hireflow.events import EventSink
 from hireflow.observability import Metrics
+from hireflow.piston.client import PistonClient
+from hireflow.piston.runtimes import RuntimeCatalog
 from hireflow.queue import JobQueue
 from hireflow.quotas import Quotas
 from hireflow.realtime.hub import Hub
+from hireflow.realtime.publisher import RealtimeSink
 from hireflow.realtime.seats import Seats
+from hireflow.services.runs import RunService
 from hireflow.services.sessions import SessionService
 from hireflow.services.user_sync import UserSync
 from hireflow.services.users import UserDirectory
@@ -42,6 +46,11 @@ QUOTAS = web.AppKey("quotas", Quotas)
 SEATS = web.AppKey("seats", Seats)
 CHAT: web.AppKey[StreamChatAsync | None] = web.AppKey("chat")
 ORIGINS = web.AppKey("origins", OriginPolicy)
+REALTIME = web.AppKey("realtime", RealtimeSink)
+# Code runs: the engine and its runtimes (None without PISTON_URL), and the run rules.
+PISTON: web.AppKey[PistonClient | None] = web.AppKey("piston")
+RUNTIMES: web.AppKey[RuntimeCatalog | None] = web.AppKey("runtimes")
+RUNS = web.AppKey("runs", RunService)
 
 # Per request: the caller's Clerk id, once authenticated (for the request log line).
 USER_ID = web.RequestKey("user_id", str)

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from hireflow import models
+from hireflow.web import openapi_runs
 from hireflow.web.jsonio import json_response
 
 SECURED: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"cookieAuth": []}]
@@ -271,6 +272,8 @@ PATHS: dict[str, Any] = {
 }
 
 
+PATHS.update(openapi_runs.PATHS)  # code runs (issue 16), described in their own module
+
 TAGS = [
     {"name": "sessions", "description": "Interview sessions and the chat token (Clerk session token required)"},
     {"name": "realtime", "description": "The WebSocket feed (protocol: docs/websocket.md)"},
@@ -315,7 +318,7 @@ DOCUMENT: dict[str, Any] = {
     "tags": TAGS,
     "paths": PATHS,
     "components": {
-        "schemas": _schemas(),
+        "schemas": {**_schemas(), **openapi_runs.SCHEMAS},
         "securitySchemes": {
             "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (Clerk session token)"},
             "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "__session"},

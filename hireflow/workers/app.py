@@ -13,23 +13,29 @@ from hireflow import keys, redis_conn
 from hireflow.cache import CacheVersions
 from hireflow.events import FanOut, LoggingSink
 from hireflow.observability import Metrics, serve_metrics
-from hireflow.queue import DELETE_STREAM_USER, SYNC_SESSION, UPSERT_STREAM_USER, JobQueue
+from hireflow.piston.client import piston_client
+from hireflow.queue import DELETE_STREAM_USER, EXECUTE_RUN, SYNC_SESSION, UPSERT_STREAM_USER, JobQueue
 from hireflow.realtime.bus import Bus
 from hireflow.realtime.publisher import RealtimeSink
+from hireflow.services.run_limits import RunLimits, quota
+from hireflow.services.runs import RunService
 from hireflow.services.sessions import SessionService
 from hireflow.settings import Settings
 from hireflow.store import mongo
+from hireflow.store.runs import RunRepo
 from hireflow.store.sessions import SessionRepo
 from hireflow.store.users import UserRepo
 from hireflow.stream.gateway import StreamGateway
 from hireflow.waiting import wait_for
 from hireflow.workers.deps import WorkerDeps
 from hireflow.workers.instrument import instrumented
+from hireflow.workers.jobs.runs import execute_run
 from hireflow.workers.jobs.sessions import sync_session
 from hireflow.workers.jobs.users import delete_stream_user, upsert_stream_user
 from hireflow.workers.locks import SessionLocks
 from hireflow.workers.reconcile import reconcile
 from hireflow.workers.resilient import ResilientWorker
+from hireflow.workers.run_consumer import RunConsumer
 from hireflow.workers.throttle import StreamThrottle
 
 log = logging.getLogger(__name__)
@@ -69,27 +75,43 @@ def create_worker(settings: Settings, **overrides: Any) -> ResilientWorker:
         ctx["repairing"] = asyncio.create_task(realtime.repair_forever(settings.rt_repair_interval_s))
         sessions, users = SessionRepo(db), UserRepo(db)
         events = FanOut([LoggingSink(), realtime])
+        service = SessionService(
+            sessions,
+            users,
+            versions,
+            events,
+            cache_max_age_s=settings.cache_max_age_s,
+            stream_enabled=settings.stream_configured,
+        )
+        queue, run_repo = JobQueue(redis, metrics), RunRepo(db)
+        runs = RunService(run_repo, service, RunLimits(redis, quota(settings)), realtime, queue, None)
         ctx["deps"] = WorkerDeps(
             settings=settings,
             mongo=client,
             sessions=sessions,
-            service=SessionService(
-                sessions,
-                users,
-                versions,
-                events,
-                cache_max_age_s=settings.cache_max_age_s,
-                stream_enabled=settings.stream_configured,
-            ),
+            service=service,
             users=users,
             stream=StreamGateway.from_settings(settings),
             locks=SessionLocks(redis, ttl_s=settings.job_timeout_s + LOCK_MARGIN_S),
             throttle=StreamThrottle(redis),
-            queue=JobQueue(redis, metrics),
+            queue=queue,
+            piston=piston_client(settings),
+            runs=runs,
+            run_repo=run_repo,
         )
         ctx["metrics_runner"] = await _serve_metrics(metrics, settings)
+        consumer = ctx["runs_consumer"] = RunConsumer(
+            settings.redis_url or "",
+            instrumented(execute_run, EXECUTE_RUN, metrics),
+            ctx,
+            concurrency=settings.worker_max_jobs,
+        )
+        consumer.start()
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
+        consumer: RunConsumer | None = ctx.get("runs_consumer")
+        if consumer is not None:
+            await consumer.stop()
         repairing: asyncio.Task[None] | None = ctx.get("repairing")
         if repairing is not None:
             repairing.cancel()
@@ -104,6 +126,8 @@ def create_worker(settings: Settings, **overrides: Any) -> ResilientWorker:
             return
         if d.stream is not None:
             await d.stream.aclose()
+        if d.piston is not None:
+            await d.piston.aclose()
         await d.mongo.close()
 
     def job(coroutine: Any, name: str) -> Any:
@@ -139,7 +163,7 @@ def create_worker(settings: Settings, **overrides: Any) -> ResilientWorker:
         "job_timeout": settings.job_timeout_s,
         "keep_result": 0,
         "max_tries": settings.job_max_tries,
-        "max_jobs": 20,
+        "max_jobs": settings.worker_max_jobs,
     }
     options.update(overrides)
     return ResilientWorker(startup_timeout_s=settings.startup_timeout_s, **options)

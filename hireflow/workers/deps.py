@@ -7,10 +7,13 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
+from hireflow.piston.client import PistonClient
 from hireflow.queue import JobQueue
+from hireflow.services.runs import RunService
 from hireflow.services.sessions import SessionService
 from hireflow.settings import Settings
 from hireflow.store.mongo import Document
+from hireflow.store.runs import RunRepo
 from hireflow.store.sessions import SessionRepo
 from hireflow.store.users import UserRepo
 from hireflow.stream.gateway import StreamGateway
@@ -32,6 +35,10 @@ class WorkerDeps:
     throttle: StreamThrottle
     queue: JobQueue
     warned_stream_disabled: bool = False
+    # Code runs: the engine (None without PISTON_URL) and the run rules shared with the web process.
+    piston: PistonClient | None = None
+    runs: RunService | None = None
+    run_repo: RunRepo | None = None
 
 
 def deps(ctx: dict[str, Any]) -> WorkerDeps:

@@ -6,6 +6,7 @@
 2. Re-enqueue the Stream sync of any session left behind: its last change is older than
    `reconcile_after_s` and no sync has caught up with it (the enqueue was lost, a worker died mid-job,
    or a job ran out of tries). The job id is deterministic, so a second enqueue is a no-op.
+3. Queue again once, or fail, a code run left `queued` or `running` (see workers/jobs/runs.py).
 
 Safe in every worker at once.
 """
@@ -18,6 +19,7 @@ from typing import Any
 
 from hireflow.timeutil import utcnow
 from hireflow.workers.deps import deps
+from hireflow.workers.jobs.runs import reconcile_runs
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +33,7 @@ async def reconcile(ctx: dict[str, Any]) -> int:
         await d.queue.sync_session(str(session_id), "reconcile")
     if lagging:
         log.info("reconciler re-enqueued %d session(s)", len(lagging))
-    return announced + len(lagging)
+    return announced + len(lagging) + await reconcile_runs(d)
 
 
 async def drain_outboxes(ctx: dict[str, Any]) -> int:

@@ -107,7 +107,9 @@ async def test_no_path_traversal(prod_client, path):
 def test_compose_file_describes_the_stack():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"mongo", "redis", "web", "worker"}
+    assert set(services) == {"mongo", "redis", "web", "worker", "piston"}
+    assert services["piston"]["image"] == "ghcr.io/engineer-man/piston" and services["piston"]["privileged"] is True
+    assert "/piston/packages" in services["piston"]["volumes"][0]
     assert services["mongo"]["image"] == "mongo:7" and "--replSet" in services["mongo"]["command"]
     assert services["redis"]["image"] == "redis:7"
     for name in ("web", "worker"):
@@ -115,6 +117,7 @@ def test_compose_file_describes_the_stack():
         assert svc["build"] == "." and svc["environment"]["NODE_ENV"] == "production"
         assert "replicaSet=rs0" in svc["environment"]["DB_URL"]
         assert svc["depends_on"]["mongo"]["condition"] == "service_healthy"
+        assert svc["environment"]["PISTON_URL"] == "http://piston:2000"
     assert services["worker"]["command"] == ["python", "run_worker.py"]
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "USER hireflow" in dockerfile and "HEALTHCHECK" in dockerfile
