@@ -30,3 +30,7 @@ RT_CONTROL = PREFIX + "rt:control"
 # Per session: a hash {topic: ev} of the last change published to each of its topics, so that a late or
 # repeated announcement of an older change is dropped (see SessionEvent.ev).
 RT_GATE = PREFIX + "rt:gate:"
+
+# Live pad (see hireflow/pad/relay.py): one binary pub/sub channel carries every pad's stored updates,
+# awareness and freeze notices between web instances.
+PAD_RELAY = PREFIX + "pad:relay"

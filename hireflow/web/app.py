@@ -18,6 +18,8 @@ from hireflow.clerk.tokens import TokenVerifier
 from hireflow.errors import HireFlowError
 from hireflow.events import FanOut, LoggingSink
 from hireflow.observability import HubCollector, Metrics, metrics_response, serve_metrics
+from hireflow.pad.lifecycle import pads_ctx
+from hireflow.pad.sink import PadSink
 from hireflow.queue import JobQueue, JobSink
 from hireflow.realtime.bus import Bus, Listener
 from hireflow.realtime.hub import Hub
@@ -36,7 +38,7 @@ from hireflow.waiting import DependencyTimeout, wait_for
 from hireflow.web import appkeys as K
 from hireflow.web import openapi
 from hireflow.web.middleware import cors, errors, observe
-from hireflow.web.routes import chat, clerk_sync, frontend, health, sessions, ws
+from hireflow.web.routes import chat, clerk_sync, frontend, health, pad, sessions, ws
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +113,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     users, session_repo = UserRepo(db), SessionRepo(db)
     bus = Bus(app[K.REDIS], settings)
     realtime = RealtimeSink(bus, app[K.VERSIONS], app[K.METRICS])
-    app[K.EVENTS] = FanOut([LoggingSink(), realtime, JobSink(app[K.QUEUE])])
+    app[K.EVENTS] = FanOut([LoggingSink(), realtime, JobSink(app[K.QUEUE]), PadSink(app[K.PADS])])
     app[K.USERS] = UserDirectory(users, app[K.CLERK], app[K.VERSIONS], cache_max_age_s=settings.cache_max_age_s)
     app[K.SESSIONS] = SessionService(
         session_repo,
@@ -166,12 +168,13 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[K.SETTINGS] = settings
     app[K.METRICS] = metrics
-    app.cleanup_ctx.extend([_mongo, _redis, _integrations, _services, _metrics])
+    app.cleanup_ctx.extend([_mongo, _redis, _integrations, pads_ctx, _services, _metrics])
     app.on_shutdown.append(_close_websockets)
     app.add_routes(health.routes)
     app.add_routes(chat.routes)
     app.add_routes(sessions.routes)
     app.add_routes(ws.routes)
+    app.add_routes(pad.routes)
     app.add_routes(openapi.routes)
     if settings.metrics_enabled and settings.metrics_port is None:
         app.router.add_get("/metrics", _metrics_route)

@@ -13,6 +13,7 @@ from hireflow.clerk.api import ClerkApi
 from hireflow.clerk.tokens import TokenVerifier
 from hireflow.events import EventSink
 from hireflow.observability import Metrics
+from hireflow.pad.rooms import Pads
 from hireflow.queue import JobQueue
 from hireflow.realtime.hub import Hub
 from hireflow.services.sessions import SessionService
@@ -35,6 +36,7 @@ HUB = web.AppKey("hub", Hub)
 USER_SYNC = web.AppKey("user_sync", UserSync)
 USERS = web.AppKey("users", UserDirectory)
 SESSIONS = web.AppKey("sessions", SessionService)
+PADS = web.AppKey("pads", Pads)
 CHAT: web.AppKey[StreamChatAsync | None] = web.AppKey("chat")
 
 # Per request: the caller's Clerk id, once authenticated (for the request log line).
