@@ -36,7 +36,7 @@ from hireflow.store.users import UserRepo
 from hireflow.stream.clients import chat_client
 from hireflow.waiting import DependencyTimeout, wait_for
 from hireflow.web import appkeys as K
-from hireflow.web import openapi
+from hireflow.web import openapi, redact
 from hireflow.web.middleware import cors, errors, observe
 from hireflow.web.routes import chat, clerk_sync, frontend, health, pad, sessions, ws
 
@@ -161,6 +161,7 @@ async def _close_websockets(app: web.Application) -> None:
 
 
 def create_app(settings: Settings) -> web.Application:
+    redact.install()  # the pad WebSocket takes its token in the query string
     metrics = Metrics()
     app = web.Application(
         middlewares=[observe(metrics), errors(metrics), cors(settings.allowed_origins)],
