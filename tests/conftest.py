@@ -23,7 +23,7 @@ from tests.fakes.clerk import FakeClerk, SigningKey, clerk_user
 from tests.fakes.stream import FakeStream
 
 # Fixtures shared across folders: workers (in-process and real processes) and WebSocket clients.
-pytest_plugins = ["tests.support.workers", "tests.support.ws"]
+pytest_plugins = ["tests.support.workers", "tests.support.ws", "tests.support.node"]
 
 ORIGIN = "http://localhost:5173"
 

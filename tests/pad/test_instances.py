@@ -42,7 +42,9 @@ async def test_an_instance_cut_from_redis_repairs_from_mongodb(infra, db_name, f
     proxy = await TcpProxy(infra.redis_port).start()
     overrides = {"rt_bus_heartbeat_s": 0.2}
     cut_off = await serve(
-        create_app(make_settings(infra, db_name, *fake_clerk, redis_url=f"redis://127.0.0.1:{proxy.port}/0", **overrides))
+        create_app(
+            make_settings(infra, db_name, *fake_clerk, redis_url=f"redis://127.0.0.1:{proxy.port}/0", **overrides)
+        )
     )
     host, guest = await factory.user("host"), await factory.user("guest")
     session_id = await new_session(client, host, guest)
