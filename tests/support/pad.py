@@ -42,8 +42,14 @@ class WsChannel:
 
 
 async def open_ws(
-    app_client: TestClient, session_id: str, token: str | None, *, how: str = "query", origin: str | None = ORIGIN
+    target: TestClient | str,
+    session_id: str,
+    token: str | None,
+    *,
+    how: str = "query",
+    origin: str | None = ORIGIN,
 ) -> tuple[aiohttp.ClientSession, aiohttp.ClientWebSocketResponse]:
+    """A raw pad WebSocket on an in-process app (`TestClient`) or a server's base URL."""
     session = aiohttp.ClientSession()
     headers: dict[str, str] = {}
     params: dict[str, str] = {}
@@ -55,9 +61,9 @@ async def open_ws(
         else:
             headers["Cookie"] = f"__session={token}"
     try:
-        ws = await session.ws_connect(
-            app_client.make_url(f"/api/sessions/{session_id}/pad"), headers=headers, params=params, origin=origin
-        )
+        path = f"/api/sessions/{session_id}/pad"
+        url = target + path if isinstance(target, str) else str(target.make_url(path))
+        ws = await session.ws_connect(url, headers=headers, params=params, origin=origin)
     except BaseException:
         await session.close()
         raise
@@ -67,9 +73,11 @@ async def open_ws(
 class Peer:
     """A replica: a pycrdt Doc kept in sync with the server by pycrdt's Provider."""
 
-    def __init__(self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse, doc: Doc[Any] | None = None
+    ) -> None:
         self.session, self.ws = session, ws
-        self.doc: Doc[Any] = Doc()
+        self.doc: Doc[Any] = doc if doc is not None else Doc()
         self.code = self.doc.get("code", type=Text)
         self.meta = self.doc.get("meta", type=Map)
         self.provider = Provider(self.doc, WsChannel(ws, "pad"))
@@ -96,9 +104,12 @@ class Peer:
         await self.session.close()
 
 
-async def peer(app_client: TestClient, session_id: str, user: User, *, how: str = "query") -> Peer:
-    session, ws = await open_ws(app_client, session_id, user.token, how=how)
-    return await Peer(session, ws).start()
+async def peer(
+    target: TestClient | str, session_id: str, user: User, *, how: str = "query", doc: Doc[Any] | None = None
+) -> Peer:
+    """A synced replica; pass the `doc` of a closed one to reconnect it (as a provider does)."""
+    session, ws = await open_ws(target, session_id, user.token, how=how)
+    return await Peer(session, ws, doc).start()
 
 
 async def new_session(app_client: TestClient, host: User, guest: User | None = None) -> str:
