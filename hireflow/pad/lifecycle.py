@@ -10,6 +10,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from hireflow.pad.relay import Relay
+from hireflow.pad.room import CLOSE_GOING_AWAY
 from hireflow.pad.rooms import Pads
 from hireflow.pad.store import PadStore
 from hireflow.web import appkeys as K
@@ -43,3 +44,13 @@ async def pads_ctx(app: web.Application) -> AsyncIterator[None]:
     await asyncio.gather(listening, maintaining, return_exceptions=True)
     await pads.close()
     await redis.aclose()
+
+
+async def close_pad_sockets(app: web.Application) -> None:
+    """on_shutdown: close every pad socket with 1001 so providers reconnect to another instance."""
+    pads = app.get(K.PADS)
+    if pads is None:
+        return
+    for room in list(pads.rooms.values()):
+        for sock in list(room.sockets):
+            sock.close_soon(CLOSE_GOING_AWAY, "server shutting down")

@@ -4,7 +4,6 @@ presence time-outs and idle unloading."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import defaultdict
@@ -26,6 +25,8 @@ from hireflow.settings import Settings
 log = logging.getLogger(__name__)
 
 _UNPUBLISHED_MAX = 10_000
+PUBLISH_RETRY_FIRST_S = 0.1
+PUBLISH_RETRY_MAX_S = 2.0
 
 
 class Pads:
@@ -35,8 +36,8 @@ class Pads:
         self._settings = settings
         self.rooms: dict[str, Room] = {}
         self.writer = UpdateWriter(store, self._on_stored)
-        self._unpublished: list[RelayMessage] = []
-        self._publishing = asyncio.Lock()
+        self._outbox: list[RelayMessage] = []
+        self._publisher: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # --- opening and closing -------------------------------------------------------------------
@@ -140,25 +141,32 @@ class Pads:
             out.append(RelayMessage(RelayKind.UPDATE, room.key, room.src, first, last, payload))
             if room.unfolded >= self._settings.pad_compact_updates and not room.compacting:
                 self._spawn(self._compact(room))
-        await self._publish(out)
+        self._publish(out)
 
-    async def _publish(self, out: list[RelayMessage]) -> None:
-        """Publish in order; what Redis refuses waits for the next attempt (the maintenance loop
-        retries), so other instances eventually see every sequence number and repair any gap."""
-        async with self._publishing:
-            pending = self._unpublished + out
-            self._unpublished = []
-            if not pending:
-                return
+    def _publish(self, out: list[RelayMessage]) -> None:
+        """Queue for the publisher task: the writer never waits for Redis."""
+        self._outbox.extend(out)
+        if self._publisher is None or self._publisher.done():
+            self._publisher = asyncio.create_task(self._publish_all())
+
+    async def _publish_all(self) -> None:
+        """Publish in order. What Redis refuses is retried (presence is dropped instead: it is renewed
+        anyway), so other instances eventually see every sequence number and repair any gap."""
+        delay_s = PUBLISH_RETRY_FIRST_S
+        while self._outbox:
+            batch, self._outbox = self._outbox, []
             try:
-                await self.relay.publish(pending)
+                await self.relay.publish(batch)
+                delay_s = PUBLISH_RETRY_FIRST_S
             except (RedisError, OSError) as exc:
-                log.warning("pad relay: publishing %d messages failed: %r", len(pending), exc)
-                updates = [m for m in pending if m.kind is not RelayKind.AWARENESS]
-                self._unpublished = updates[-_UNPUBLISHED_MAX:]
+                log.warning("pad relay: publishing %d messages failed, retrying: %r", len(batch), exc)
+                kept = [m for m in batch if m.kind is not RelayKind.AWARENESS]
+                self._outbox = (kept + self._outbox)[-_UNPUBLISHED_MAX:]
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, PUBLISH_RETRY_MAX_S)
 
     def _publish_soon(self, message: RelayMessage) -> None:
-        self._spawn(self._publish([message]))
+        self._publish([message])
 
     # --- from other instances ------------------------------------------------------------------
 
@@ -228,8 +236,7 @@ class Pads:
         room = self.rooms.get(pad_key)
         if room is not None:
             room.frozen = True
-        with contextlib.suppress(RedisError, OSError):
-            await self.relay.publish([RelayMessage(RelayKind.FREEZE, pad_key, "-", 0, 0, b"")])
+        self._publish([RelayMessage(RelayKind.FREEZE, pad_key, "-", 0, 0, b"")])
 
     async def _compact(self, room: Room) -> None:
         room.compacting = True
@@ -242,14 +249,12 @@ class Pads:
             room.compacting = False
 
     async def maintain_forever(self) -> None:
-        """Unload idle pads, time out stale presence, retry unpublished relay messages."""
+        """Unload idle pads and time out stale presence."""
         interval_s = min(1.0, self._settings.pad_idle_unload_s / 4)
         while True:
             await asyncio.sleep(interval_s)
             try:
                 self.maintain()
-                if self._unpublished:
-                    await self._publish([])
             except Exception:
                 log.exception("pad maintenance failed")
 
@@ -282,6 +287,9 @@ class Pads:
     async def close(self) -> None:
         await self.writer.drain(5.0)
         self.writer.cancel()
+        if self._publisher is not None:
+            self._publisher.cancel()
+            self._tasks.add(self._publisher)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -18,7 +18,7 @@ from hireflow.clerk.tokens import TokenVerifier
 from hireflow.errors import HireFlowError
 from hireflow.events import FanOut, LoggingSink
 from hireflow.observability import HubCollector, Metrics, metrics_response, serve_metrics
-from hireflow.pad.lifecycle import pads_ctx
+from hireflow.pad.lifecycle import close_pad_sockets, pads_ctx
 from hireflow.pad.sink import PadSink
 from hireflow.queue import JobQueue, JobSink
 from hireflow.realtime.bus import Bus, Listener
@@ -170,7 +170,7 @@ def create_app(settings: Settings) -> web.Application:
     app[K.SETTINGS] = settings
     app[K.METRICS] = metrics
     app.cleanup_ctx.extend([_mongo, _redis, _integrations, pads_ctx, _services, _metrics])
-    app.on_shutdown.append(_close_websockets)
+    app.on_shutdown.extend([_close_websockets, close_pad_sockets])
     app.add_routes(health.routes)
     app.add_routes(chat.routes)
     app.add_routes(sessions.routes)
