@@ -9,6 +9,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
+import orjson
 from bson import ObjectId
 from pycrdt import create_sync_message, merge_updates
 from pymongo.errors import PyMongoError
@@ -17,7 +18,7 @@ from redis.exceptions import RedisError
 from hireflow.pad import messages
 from hireflow.pad.messages import Kind, Message
 from hireflow.pad.relay import Relay, RelayKind, RelayMessage
-from hireflow.pad.room import CLOSE_FROZEN, CLOSE_TOO_BIG, PadSocket, Room
+from hireflow.pad.room import CLOSE_AUTH, CLOSE_FROZEN, CLOSE_TOO_BIG, PadSocket, Room
 from hireflow.pad.store import PadStore
 from hireflow.pad.writer import Item, UpdateWriter
 from hireflow.settings import Settings
@@ -228,6 +229,18 @@ class Pads:
         for room in list(self.rooms.values()):
             if room.ready.is_set():
                 self._spawn(self.repair(room))
+
+    async def on_control(self, message: bytes) -> None:
+        """The realtime bus's control channel: a deleted user's pad sockets close (4001) everywhere."""
+        try:
+            data = orjson.loads(message)
+        except orjson.JSONDecodeError:
+            return
+        if isinstance(data, dict) and data.get("type") == "disconnect_user":
+            for room in list(self.rooms.values()):
+                for sock in list(room.sockets):
+                    if sock.user_id == data.get("userId"):
+                        sock.close_soon(CLOSE_AUTH, "user deleted")
 
     # --- lifecycle ---------------------------------------------------------------------------
 

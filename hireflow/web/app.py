@@ -128,7 +128,13 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     hub = app[K.HUB] = Hub(bus, listener, app[K.SESSIONS], app[K.VERSIONS], burst_threads=settings.ws_burst_threads)
     app[K.METRICS].registry.register(HubCollector(hub))
     app[K.USER_SYNC] = UserSync(users, app[K.USERS], app[K.SESSIONS], session_repo, app[K.QUEUE], hub.disconnect_user)
-    listening = asyncio.create_task(listener.run(hub.on_event, hub.on_control, hub.on_reconnect))
+    pads = app[K.PADS]
+
+    async def on_control(message: bytes) -> None:
+        await hub.on_control(message)
+        await pads.on_control(message)
+
+    listening = asyncio.create_task(listener.run(hub.on_event, on_control, hub.on_reconnect))
     repairing = asyncio.create_task(realtime.repair_forever(settings.rt_repair_interval_s))
     # Serve once the bus is subscribed (or after a short wait while Redis is down: REST still works).
     await listener.wait_connected(LISTENER_START_TIMEOUT_S)

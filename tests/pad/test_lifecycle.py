@@ -9,7 +9,7 @@ from pycrdt import Awareness, Doc, create_awareness_message
 
 from hireflow.pad.room import CLOSE_FROZEN
 from hireflow.web.app import create_app
-from hireflow.web.appkeys import PADS
+from hireflow.web.appkeys import HUB, PADS
 from tests.conftest import Factory, make_settings, serve
 from tests.support.pad import new_session, open_ws, peer
 from tests.support.workers import eventually
@@ -112,3 +112,29 @@ async def test_presence_is_relayed_across_instances_and_removed_on_close(client,
         await session.close()
         await watcher.ws.close()
         await watcher.session.close()
+
+
+async def _closed(replica, code):
+    return replica.ws.closed and replica.ws.close_code == code
+
+
+async def test_expired_tokens_and_deleted_users_close_with_4001(infra, db_name, fake_clerk, redis, mongo, factory):
+    settings = make_settings(infra, db_name, *fake_clerk, ws_token_grace_s=0.0)
+    app_client = await serve(create_app(settings))
+    second_app = await serve(create_app(settings))
+    try:
+        host, guest = await factory.user("host"), await factory.user("guest")
+        session_id = await new_session(app_client, host, guest)
+        short = factory.token(host.doc["clerkId"], ttl_s=1.5)
+        from tests.conftest import User
+
+        expiring = await peer(app_client, session_id, User(doc=host.doc, token=short))
+        deleted = await peer(second_app, session_id, guest)
+        await eventually(lambda: _closed(expiring, 4001), timeout_s=10)
+        await app_client.app[HUB].disconnect_user(guest.doc["clerkId"])  # what the user sync does
+        await eventually(lambda: _closed(deleted, 4001), timeout_s=10)
+        await expiring.close()
+        await deleted.close()
+    finally:
+        await app_client.close()
+        await second_app.close()
