@@ -232,6 +232,54 @@ PATHS: dict[str, Any] = {
             },
         }
     },
+    # The live pad (README, "Live interview pad").
+    "/api/sessions/{id}/pad": {
+        "get": {
+            "summary": "WebSocket: the session's shared Yjs document (y-websocket protocol; host and participant)",
+            "security": BEARER,
+            "parameters": [
+                SESSION_ID,
+                {
+                    "name": "token",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string"},
+                    "description": "Clerk session token, for browsers (y-websocket `params`); never logged",
+                },
+            ],
+            "responses": {
+                "101": {"description": "Switching protocols; close codes 1007, 1008, 1009, 4001, 4409 (README)"},
+                "400": _error("Not a WebSocket upgrade request"),
+                "403": _error("Origin not allowed, or not the session's host or participant"),
+                **AUTH_ERRORS,
+                "404": _error("Session not found or User not found"),
+            },
+        }
+    },
+    "/api/sessions/{id}/pad/content": {
+        "get": {
+            "summary": "The pad's stored code and language (host and participant, during and after the session)",
+            "security": BEARER,
+            "parameters": [SESSION_ID],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["code", "language", "updatedAt"],
+                        "properties": {
+                            "code": {"type": "string"},
+                            "language": {"type": ["string", "null"]},
+                            "updatedAt": {"type": ["string", "null"], "format": "date-time"},
+                        },
+                    },
+                    "The pad as stored",
+                ),
+                "403": _error("Only the host and the participant can open the pad"),
+                **AUTH_ERRORS,
+                "404": _error("Session not found or User not found"),
+            },
+        }
+    },
     "/api/ws": {
         "get": {
             "summary": "WebSocket: lobby and session rooms (protocol in the README)",

@@ -67,6 +67,8 @@ async def pad_socket(request: web.Request) -> web.StreamResponse:
         return error_response(403, "Origin not allowed", "forbidden")
     if parse_id(request.match_info["id"]) is None:
         return error_response(404, "Session not found", "not_found")
+    if not web.WebSocketResponse().can_prepare(request).ok:
+        return error_response(400, "Not a WebSocket upgrade request", "bad_request")
     # Browsers cannot set headers on a WebSocket: y-websocket's `params` put the token in the query.
     # The request log records the route template only, so the token is never written anywhere.
     token = token_from(request) or request.query.get("token") or None
