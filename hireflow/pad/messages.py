@@ -22,7 +22,8 @@ EMPTY_UPDATE = b"\x00\x00"
 
 class Kind(Enum):
     SYNC_STEP1 = "sync_step1"
-    UPDATE = "update"  # sync step 2 and update carry the same thing: a Yjs update
+    SYNC_STEP2 = "sync_step2"  # a Yjs update: what the server lacks (always with the whole delete set)
+    UPDATE = "update"
     AWARENESS = "awareness"
     QUERY_AWARENESS = "query_awareness"
     IGNORED = "ignored"
@@ -67,7 +68,7 @@ def parse(frame: bytes) -> Message:
             message = Message(Kind.SYNC_STEP1, payload)
         elif sub in (YSyncMessageType.SYNC_STEP2, YSyncMessageType.SYNC_UPDATE):
             validate_update(payload)
-            message = Message(Kind.UPDATE, payload)
+            message = Message(Kind.SYNC_STEP2 if sub == YSyncMessageType.SYNC_STEP2 else Kind.UPDATE, payload)
         else:
             raise MalformedMessage(f"unknown sync message type {sub}")
     elif kind == YMessageType.AWARENESS:

@@ -139,6 +139,16 @@ class Room:
         self.size += len(update)
         self.broadcast(create_update_message(update), exclude=exclude)
 
+    def adds_anything(self, update: bytes) -> bool:
+        """Whether the update holds anything this document lacks. Costs a copy of the document, so it
+        is asked only of sync step 2 (once per connection: Yjs always puts its whole delete set in it)
+        and of edits to a frozen pad."""
+        full = self.doc.get_update()
+        trial: Doc[Any] = Doc()
+        trial.apply_update(full)
+        trial.apply_update(update)
+        return trial.get_update() != full
+
     def merge_in(self, state: bytes) -> None:
         """Merge a state read back from MongoDB; send this instance's sockets whatever it added."""
         before = self.doc.get_state()

@@ -94,6 +94,9 @@ class Pads:
         """Handle one parsed client message; a (close code, reason) when the socket must close."""
         if message.kind is Kind.SYNC_STEP1:
             sock.send(messages.sync_step2(room.doc.get_update(message.payload)))
+        elif message.kind is Kind.SYNC_STEP2:
+            if message.payload != messages.EMPTY_UPDATE and room.adds_anything(message.payload):
+                return self._on_client_update(room, sock, message.payload)
         elif message.kind is Kind.UPDATE:
             return self._on_client_update(room, sock, message.payload)
         elif message.kind is Kind.AWARENESS:
@@ -114,6 +117,8 @@ class Pads:
         if update == messages.EMPTY_UPDATE:
             return None
         if room.frozen:
+            if not room.adds_anything(update):
+                return None
             return CLOSE_FROZEN, "session ended: the pad is read-only"
         limit = self._settings.pad_max_doc_bytes
         if room.size + len(update) > limit:

@@ -60,14 +60,23 @@ async def _converged(mongo, session_id: str, replicas: list[Peer], typists: list
     return await _stored_text(mongo, session_id) == text
 
 
+def _start_web(settings, log_path: Path) -> subprocess.Popen[bytes]:
+    """A real `run_web.py` process (so that it can be SIGKILLed)."""
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, str(ROOT / "run_web.py")], env=settings_env(settings), stdout=log, stderr=log
+        )
+
+
+def _directory(path: Path) -> str:
+    path.mkdir()
+    return str(path)
+
+
 @pytest.mark.timeout(120)
 async def test_sigkill_of_a_web_process_mid_edit_loses_nothing(client, settings, factory: Factory, mongo, tmp_path):
     port = embedded.free_port()
-    proc_settings = settings.model_copy(update={"port": port})
-    with open(tmp_path / "web.log", "wb") as log:
-        web = subprocess.Popen(
-            [sys.executable, str(ROOT / "run_web.py")], env=settings_env(proc_settings), stdout=log, stderr=log
-        )
+    web = _start_web(settings.model_copy(update={"port": port}), tmp_path / "web.log")
     try:
         await asyncio.to_thread(embedded.wait_for_port, port, web)
         host, guest = await factory.user("host"), await factory.user("guest")
@@ -129,8 +138,7 @@ async def test_a_redis_restart_mid_edit_loses_nothing(infra, db_name, fake_clerk
 async def test_a_database_restart_mid_edit_loses_nothing(infra, fake_clerk, signing_key, redis, tmp_path):
     from pymongo import AsyncMongoClient
 
-    mongo_port, storage = embedded.free_port(), str(tmp_path / "db")
-    Path(storage).mkdir()
+    mongo_port, storage = embedded.free_port(), _directory(tmp_path / "db")
     mongo_proc = embedded.start_mongo(port=mongo_port, storage_path=storage)
     await asyncio.to_thread(embedded.wait_for_port, mongo_port, mongo_proc)
     db_url = f"mongodb://127.0.0.1:{mongo_port}/pad_faults?directConnection=true"

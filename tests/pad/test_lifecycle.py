@@ -3,6 +3,8 @@ is relayed and removed when its socket closes."""
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 from bson import ObjectId
 from pycrdt import Awareness, Doc, create_awareness_message
@@ -21,8 +23,9 @@ async def test_ending_the_session_freezes_the_pad_on_every_instance(client, seco
     a = await peer(client, session_id, host)
     b = await peer(second, session_id, guest)
     try:
-        a.code += "final answer"
-        await eventually(lambda: _has(b, "final answer"), timeout_s=5)
+        a.code += "final answer!!"
+        del a.code[12:14]  # a deletion: every later sync step 2 of A carries it
+        await eventually(lambda: _same(b, "final answer"), timeout_s=5)
         stored = await mongo.pad_updates.count_documents({})
         assert (await client.post(f"/api/sessions/{session_id}/end", headers=host.headers)).status == 200
 
@@ -38,6 +41,11 @@ async def test_ending_the_session_freezes_the_pad_on_every_instance(client, seco
         late = await peer(second, session_id, host)
         assert late.text == "final answer"
         await late.close()
+        # A replica that knows nothing new reconnects: its sync step 2 (the delete set) is no edit.
+        await a.close()
+        a = await peer(client, session_id, host, doc=a.doc)
+        await asyncio.sleep(0.5)
+        assert not a.ws.closed
         body = await (await second.get(f"/api/sessions/{session_id}/pad/content", headers=guest.headers)).json()
         assert body["code"] == "final answer"
     finally:
@@ -49,8 +57,8 @@ async def _closed_with(replica, code):
     return replica.ws.closed and replica.ws.close_code == code
 
 
-async def _has(replica, part):
-    return part in replica.text
+async def _same(replica, text):
+    return replica.text == text
 
 
 async def test_idle_pads_unload_and_reload_from_mongodb(infra, db_name, fake_clerk, redis, mongo, factory: Factory):
