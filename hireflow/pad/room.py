@@ -114,6 +114,8 @@ class Room:
         self.compacting = False
         self.repairing = False
         self.repair_again = False
+        self.users = 0
+        """Sockets attached or about to be (see Pads.open/release)."""
         self.idle_since: float | None = time.monotonic()
         self.ready = asyncio.Event()
         self.backlog: list[Any] = []

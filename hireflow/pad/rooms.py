@@ -68,12 +68,19 @@ class Pads:
             if self.rooms.get(key) is not room:  # its load failed: try again
                 return await self.open(pad, frozen=frozen)
         room.frozen = room.frozen or frozen
+        room.users += 1  # not idle from here: the caller attaches a socket, or releases the room
+        room.idle_since = None
         return room
+
+    def release(self, room: Room) -> None:
+        """The caller of `open` is done with the room (its socket closed, or never opened)."""
+        room.users -= 1
+        if room.users <= 0:
+            room.idle_since = time.monotonic()
 
     def attach(self, room: Room, sock: PadSocket) -> None:
         """A new socket: it gets the server's state vector and every presence, as y-websocket does."""
         room.sockets.add(sock)
-        room.idle_since = None
         sock.send(create_sync_message(room.doc))
         frame = room.awareness_frame()
         if frame is not None:
@@ -81,8 +88,7 @@ class Pads:
 
     def detach(self, room: Room, sock: PadSocket) -> None:
         room.sockets.discard(sock)
-        if not room.sockets:
-            room.idle_since = time.monotonic()
+        self.release(room)
         frame = room.drop_presence(sorted(sock.client_ids), sock)
         if frame is not None:
             room.broadcast(frame)

@@ -82,7 +82,11 @@ async def pad_socket(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(
         heartbeat=settings.ws_heartbeat_s, max_msg_size=settings.pad_max_message_bytes, compress=False
     )
-    await ws.prepare(request)
+    try:
+        await ws.prepare(request)
+    except BaseException:
+        pads.release(room)
+        raise
     sock = PadSocket(ws, caller.claims.user_id, queue_max=SEND_QUEUE_MAX, expires_at=caller.claims.expires_at)
     sock.start()
     pads.attach(room, sock)
