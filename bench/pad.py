@@ -10,7 +10,8 @@ Printed per N: keystroke-to-peer latency p50/p99/max (from the editor sending it
 the other instance having received it: stored in MongoDB, relayed through Redis, forwarded), the web
 processes' and the database's CPU seconds during typing, server RSS per open idle pad (A's RSS with N
 pads open and idle, minus before, over N), stored updates/s (documents added to `pad_updates` over the
-typing phase; compaction is switched off for the run), and whether anything was lost: every pad's two
+typing phase, counted as updates: the writer merges one pad's updates of one batch into one document;
+compaction is switched off for the run), and whether anything was lost: every pad's two
 replicas and its stored state must be equal.
 """
 
@@ -21,6 +22,7 @@ import asyncio
 import json
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -128,24 +130,35 @@ async def client_main(spec: dict[str, Any]) -> None:
 
 
 async def make_sessions(stack: Stack, port: int, n: int) -> list[tuple[str, str, str]]:
+    """N sessions through the API (host creates, guest joins), 20 at a time."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.db_url)
     db = client.get_default_database()
+    url = f"http://127.0.0.1:{port}/api/sessions"
+
+    async def one(http: aiohttp.ClientSession, i: int) -> tuple[str, str, str]:
+        ids = [f"user_bench_{i}_{role}_{ObjectId()}" for role in ("host", "guest")]
+        await db.users.insert_many(
+            [{"clerkId": c, "name": c, "email": f"{c}@example.com", "profileImage": ""} for c in ids]
+        )
+        host, guest = (stack.key.mint(c, ttl_s=3600) for c in ids)
+        async with http.post(url, json={"problem": "P", "difficulty": "easy"}, headers=_auth(host)) as resp:
+            session_id: str = (await resp.json())["session"]["_id"]
+        async with http.post(f"{url}/{session_id}/join", headers=_auth(guest)) as resp:
+            assert resp.status == 200, await resp.text()
+        return session_id, host, guest
+
     out: list[tuple[str, str, str]] = []
     async with aiohttp.ClientSession() as http:
-        for i in range(n):
-            ids = [f"user_bench_{i}_{role}_{ObjectId()}" for role in ("host", "guest")]
-            await db.users.insert_many(
-                [{"clerkId": c, "name": c, "email": f"{c}@example.com", "profileImage": ""} for c in ids]
-            )
-            host, guest = (stack.key.mint(c, ttl_s=3600) for c in ids)
-            url = f"http://127.0.0.1:{port}/api/sessions"
-            async with http.post(url, json={"problem": "P", "difficulty": "easy"}, headers=_auth(host)) as resp:
-                session_id = (await resp.json())["session"]["_id"]
-            async with http.post(f"{url}/{session_id}/join", headers=_auth(guest)) as resp:
-                assert resp.status == 200, await resp.text()
-            out.append((session_id, host, guest))
+        for start in range(0, n, 20):
+            out += await asyncio.gather(*(one(http, i) for i in range(start, min(n, start + 20))))
     await client.close()
     return out
+
+
+async def stored_updates(db: Any) -> int:
+    """Updates stored so far: a document holds the updates `first..seq` of one writer."""
+    docs = await db.pad_updates.find({}, {"seq": 1, "first": 1}).to_list(None)
+    return sum(d["seq"] - d.get("first", d["seq"]) + 1 for d in docs)
 
 
 def _auth(token: str) -> dict[str, str]:
@@ -183,9 +196,11 @@ async def run(n: int, args: argparse.Namespace, tmp: str) -> dict[str, Any]:
                 "seed": i,
                 "out": str(Path(tmp) / f"client-{n}-{i}.json"),
             }
+            spec_path = Path(tmp) / f"client-{n}-{i}.spec.json"
+            spec_path.write_text(json.dumps(spec))
             clients.append(
                 subprocess.Popen(
-                    [sys.executable, __file__, "--client", json.dumps(spec)],
+                    [sys.executable, __file__, "--client", str(spec_path)],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     text=True,
@@ -197,7 +212,7 @@ async def run(n: int, args: argparse.Namespace, tmp: str) -> dict[str, Any]:
         rss_idle, _ = proc_stat(web_a.pid)
         mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.db_url)
         db = mongo.get_default_database()
-        stored_before = await db.pad_updates.count_documents({})
+        stored_before = await stored_updates(db)
         cpu_before = [proc_stat(pid)[1] for pid in (web_a.pid, web_b.pid, db_pid)]
         started = time.monotonic()
         for proc in clients:
@@ -206,7 +221,7 @@ async def run(n: int, args: argparse.Namespace, tmp: str) -> dict[str, Any]:
             proc.stdin.flush()
         await asyncio.sleep(args.seconds)
         elapsed = time.monotonic() - started
-        stored_after = await db.pad_updates.count_documents({})
+        stored_after = await stored_updates(db)
         cpu_after = [proc_stat(pid)[1] for pid in (web_a.pid, web_b.pid, db_pid)]
         for proc in clients:
             await asyncio.to_thread(proc.wait, args.seconds + args.settle + 120)
@@ -229,6 +244,10 @@ async def run(n: int, args: argparse.Namespace, tmp: str) -> dict[str, Any]:
             if not (a == b == str(doc.get("code", type=Text))):
                 mismatched += 1
         total_stored = await db.pad_updates.count_documents({})
+        if args.logs:
+            Path(args.logs).mkdir(parents=True, exist_ok=True)
+            for name in (f"web-a-{n}.log", f"web-b-{n}.log"):
+                shutil.copy(Path(tmp) / name, Path(args.logs) / name)
         await mongo.close()
     ms = [v * 1000 for v in latencies]
     return {
@@ -254,10 +273,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=5.0, help="keystrokes per second per editor")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--settle", type=float, default=10.0, help="wait after typing before comparing")
+    parser.add_argument("--logs", help="copy the web processes' logs into this folder")
     parser.add_argument("--client", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
-        asyncio.run(client_main(json.loads(args.client)))
+        asyncio.run(client_main(json.loads(Path(args.client).read_text())))
         return
     raise_fd_limit()
     print(f"{args.rate:g} keystrokes/s per editor, two editors per pad (one per web instance), {args.seconds:g} s")

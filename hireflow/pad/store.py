@@ -2,7 +2,8 @@
 
 Every update is stored under (pad, src, seq): `src` names one life of the pad in one web process and
 `seq` counts that life's updates from 1, so each writer appends without contending with the others and
-a reader can tell when it missed one. Yjs updates are idempotent and commute, so the document is the
+a reader can tell when it missed one. Updates of one life stored in the same batch are merged into one
+document covering `first..seq`. Yjs updates are idempotent and commute, so the document is the
 merge of the snapshot and every update still in the log, in any order; compaction folds the log into the
 snapshot and then deletes what it folded (a crash in between only leaves updates applied twice).
 """
@@ -44,10 +45,13 @@ class Stored:
 
 @dataclass(frozen=True)
 class PendingUpdate:
+    """Updates `first..seq` of one pad life (`src`), merged into one (or a single update: first == seq)."""
+
     pad: ObjectId
     src: str
     seq: int
     update: bytes
+    first: int = 0
 
 
 class PadStore:
@@ -62,7 +66,10 @@ class PadStore:
         """Store a batch in one insert_many. Safe to retry after an unknown outcome: an update already
         stored by an earlier attempt is a duplicate (pad, src, seq) and counts as stored."""
         now = utcnow()
-        docs = [{"pad": u.pad, "src": u.src, "seq": u.seq, "u": Binary(u.update), "at": now} for u in batch]
+        docs = [
+            {"pad": u.pad, "src": u.src, "seq": u.seq, "first": u.first or u.seq, "u": Binary(u.update), "at": now}
+            for u in batch
+        ]
         try:
             await self._updates.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
