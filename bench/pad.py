@@ -155,6 +155,12 @@ async def make_sessions(stack: Stack, port: int, n: int) -> list[tuple[str, str,
     return out
 
 
+def copy_logs(tmp: str, n: int, dest: str) -> None:
+    Path(dest).mkdir(parents=True, exist_ok=True)
+    for name in (f"web-a-{n}.log", f"web-b-{n}.log"):
+        shutil.copy(Path(tmp) / name, Path(dest) / name)
+
+
 async def stored_updates(db: Any) -> int:
     """Updates stored so far: a document holds the updates `first..seq` of one writer."""
     docs = await db.pad_updates.find({}, {"seq": 1, "first": 1}).to_list(None)
@@ -245,9 +251,7 @@ async def run(n: int, args: argparse.Namespace, tmp: str) -> dict[str, Any]:
                 mismatched += 1
         total_stored = await db.pad_updates.count_documents({})
         if args.logs:
-            Path(args.logs).mkdir(parents=True, exist_ok=True)
-            for name in (f"web-a-{n}.log", f"web-b-{n}.log"):
-                shutil.copy(Path(tmp) / name, Path(args.logs) / name)
+            copy_logs(tmp, n, args.logs)
         await mongo.close()
     ms = [v * 1000 for v in latencies]
     return {
