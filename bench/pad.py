@@ -43,7 +43,7 @@ from pymongo import AsyncMongoClient
 from bench.stack import Stack
 from bench.ws_fanout import proc_stat, raise_fd_limit
 from hireflow.pad import messages
-from hireflow.pad.store import PadStore
+from hireflow.pad.store import PadStore, PendingUpdate
 
 CLIENT_PROCESSES = 2
 ORIGIN = "http://localhost:5173"
@@ -119,7 +119,11 @@ async def client_main(spec: dict[str, Any]) -> None:
             await asyncio.sleep(1 / spec["rate"])
 
     await asyncio.gather(*(typist(e) for _, a, b in editors for e in (a, b)))
-    await asyncio.sleep(spec["settle_s"])
+    # Let the backlog drain: until every edit reached its peer, or `settle_s` passed.
+    deadline = time.monotonic() + spec["settle_s"]
+    while time.monotonic() < deadline and any(e.pending for _, a, b in editors for e in (a, b)):
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1.0)
     texts = {pad: [str(a.code), str(b.code)] for pad, a, b in editors}
     lost = sum(len(e.pending) for _, a, b in editors for e in (a, b))
     for task in readers:
@@ -271,12 +275,30 @@ async def run(n: int, args: argparse.Namespace, tmp: str) -> dict[str, Any]:
     }
 
 
+async def reference(tmp: str, batch: int, seconds: float = 5.0) -> tuple[float, float]:
+    """SecantusDB alone: insert_many of `batch` small update documents (same index) for `seconds`;
+    (documents/s, ms per insert_many)."""
+    with Stack(tmp) as stack:
+        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.db_url)
+        store = PadStore(mongo.get_default_database())
+        await store.ensure_indexes()
+        pads = [ObjectId() for _ in range(batch)]
+        calls, started, seq = 0, time.monotonic(), 0
+        while time.monotonic() - started < seconds:
+            seq += 1
+            await store.append([PendingUpdate(pad, "ref", seq, b"x" * 30) for pad in pads])
+            calls += 1
+        elapsed = time.monotonic() - started
+        await mongo.close()
+    return calls * batch / elapsed, elapsed * 1000 / calls
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pads", default="50,500", help="sizes; the first is the reference run")
     parser.add_argument("--rate", type=float, default=5.0, help="keystrokes per second per editor")
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--settle", type=float, default=10.0, help="wait after typing before comparing")
+    parser.add_argument("--settle", type=float, default=180.0, help="longest wait for the backlog to drain")
     parser.add_argument("--logs", help="copy the web processes' logs into this folder")
     parser.add_argument("--client", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -291,6 +313,9 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory(prefix="hireflow-bench-pad-") as tmp:
+        for batch in (50, 500):  # the reference: what the database allows at all
+            docs_s, call_ms = asyncio.run(reference(tmp, batch))
+            print(f"reference: SecantusDB alone, insert_many of {batch} docs: {docs_s:.0f} docs/s, {call_ms:.0f} ms")
         for n in (int(x) for x in args.pads.split(",")):
             r = asyncio.run(run(n, args, tmp))
             ok = r["unseen"] == 0 and r["mismatched"] == 0
