@@ -10,6 +10,8 @@ class PadSink:
     def __init__(self, pads: Pads) -> None:
         self._pads = pads
 
-    async def publish(self, event: SessionEvent) -> None:
+    async def publish(self, event: SessionEvent) -> bool:
+        """Always delivered: the freeze notice waits in the pad relay's outbox until Redis takes it."""
         if event.kind == "session.ended":
             await self._pads.freeze(event.session_id)
+        return True
