@@ -43,3 +43,7 @@ RUNS_IN_FLIGHT_USER = PREFIX + "runs:inflight:user:"
 RUNS_IN_FLIGHT_SESSION = PREFIX + "runs:inflight:session:"
 RUNS_RECENT_USER = PREFIX + "runs:recent:user:"
 RUNS_QUEUE = PREFIX + "runs:queue"
+
+# Live pad (see hireflow/pad/relay.py): one binary pub/sub channel carries every pad's stored updates,
+# awareness and freeze notices between web instances.
+PAD_RELAY = PREFIX + "pad:relay"

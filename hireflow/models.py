@@ -153,6 +153,14 @@ class EndedSession(BaseModel):
     message: Literal["Session ended successfully"]
 
 
+class PadContent(BaseModel):
+    """`GET /api/sessions/{id}/pad/content`: the shared pad as stored."""
+
+    code: str
+    language: str | None = Field(description="`javascript`, `python` or `java`, as the pad's `meta` map says")
+    updatedAt: datetime | None
+
+
 class ChatToken(BaseModel):
     token: str = Field(description="Stream chat user token, valid for CHAT_TOKEN_TTL_S (a day)")
     userId: str = Field(description="The caller's Clerk id")
@@ -182,4 +190,5 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     ChatToken,
     Health,
     Ready,
+    PadContent,
 )

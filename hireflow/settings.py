@@ -178,6 +178,20 @@ class Settings(BaseSettings):
     runs_stale_after_s: float = Field(default=60.0, gt=0)
     """A run still `queued` or `running` this long after its last step is retried once, then failed."""
 
+    # Live interview pad (hireflow/pad/).
+    pad_max_message_bytes: int = Field(default=256 * 1024, gt=0)
+    """Largest pad WebSocket message; a larger one closes the socket with 1009."""
+    pad_max_doc_bytes: int = Field(default=1024 * 1024, gt=0)
+    """Largest encoded pad document; an update that would grow it past this closes the socket with 1009."""
+    pad_max_messages_per_s: float = Field(default=100.0, gt=0)
+    """Messages per second one pad socket may send, sustained (2 s of burst); more closes it with 1008."""
+    pad_idle_unload_s: float = Field(default=60.0, gt=0)
+    """A pad with no socket for this long is dropped from memory (reloaded from MongoDB on next open)."""
+    pad_compact_updates: int = Field(default=200, ge=2)
+    """Stored updates of one pad that trigger compacting them into its snapshot."""
+    pad_awareness_timeout_s: float = Field(default=30.0, gt=0)
+    """Presence (awareness) not renewed for this long is dropped, e.g. a dead instance's clients."""
+
     metrics_enabled: bool = True
     """Serve Prometheus metrics (not behind Clerk auth)."""
     metrics_port: int | None = None

@@ -26,7 +26,7 @@ from tests.fakes.piston import FakePiston
 from tests.fakes.stream import FakeStream
 
 # Fixtures shared across folders: workers (in-process and real processes) and WebSocket clients.
-pytest_plugins = ["tests.support.workers", "tests.support.ws", "tests.support.sentinel"]
+pytest_plugins = ["tests.support.workers", "tests.support.ws", "tests.support.sentinel", "tests.support.node"]
 
 ORIGIN = "http://localhost:5173"
 

@@ -17,6 +17,8 @@ from hireflow.clerk.tokens import TokenVerifier
 from hireflow.errors import HireFlowError
 from hireflow.events import FanOut, LoggingSink
 from hireflow.observability import HubCollector, Metrics, serve_metrics
+from hireflow.pad.lifecycle import close_pad_sockets, pads_ctx
+from hireflow.pad.sink import PadSink
 from hireflow.piston.client import piston_client
 from hireflow.piston.runtimes import RuntimeCatalog
 from hireflow.queue import JobQueue, JobSink
@@ -40,10 +42,10 @@ from hireflow.store.users import UserRepo
 from hireflow.stream.clients import chat_client
 from hireflow.waiting import DependencyTimeout, wait_for
 from hireflow.web import appkeys as K
-from hireflow.web import docs, guards, openapi
+from hireflow.web import docs, guards, openapi, redact
 from hireflow.web.middleware import cors, errors, observe
 from hireflow.web.origins import OriginPolicy
-from hireflow.web.routes import chat, clerk_sync, frontend, health, runs, sessions, ws
+from hireflow.web.routes import chat, clerk_sync, frontend, health, pad, runs, sessions, ws
 from hireflow.web.routes import metrics as metrics_routes
 
 log = logging.getLogger(__name__)
@@ -114,7 +116,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     users, session_repo = UserRepo(db), SessionRepo(db)
     bus = Bus(app[K.REDIS], settings)
     realtime = app[K.REALTIME] = RealtimeSink(bus, app[K.VERSIONS], app[K.METRICS])
-    app[K.EVENTS] = FanOut([LoggingSink(), realtime, JobSink(app[K.QUEUE])])
+    app[K.EVENTS] = FanOut([LoggingSink(), realtime, JobSink(app[K.QUEUE]), PadSink(app[K.PADS])])
     app[K.USERS] = UserDirectory(users, app[K.CLERK], app[K.VERSIONS], cache_max_age_s=settings.cache_max_age_s)
     app[K.SESSIONS] = SessionService(
         session_repo,
@@ -130,7 +132,13 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     hub = app[K.HUB] = Hub(bus, listener, app[K.SESSIONS], app[K.VERSIONS], burst_threads=settings.ws_burst_threads)
     app[K.METRICS].registry.register(HubCollector(hub))
     app[K.USER_SYNC] = UserSync(users, app[K.USERS], app[K.SESSIONS], session_repo, app[K.QUEUE], hub.disconnect_user)
-    listening = asyncio.create_task(listener.run(hub.on_event, hub.on_control, hub.on_reconnect))
+    pads = app[K.PADS]
+
+    async def on_control(message: bytes) -> None:
+        await hub.on_control(message)
+        await pads.on_control(message)
+
+    listening = asyncio.create_task(listener.run(hub.on_event, on_control, hub.on_reconnect))
     repairing = asyncio.create_task(realtime.repair_forever(settings.rt_repair_interval_s))
     ws_limit = settings.quota_ws_per_user if settings.quotas_enabled else None
     seats = app[K.SEATS] = Seats(app[K.REDIS], ws_limit, app[K.METRICS])
@@ -186,6 +194,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
 
 
 def create_app(settings: Settings) -> web.Application:
+    redact.install()  # the pad WebSocket takes its token in the query string
     metrics = Metrics()
     origins = OriginPolicy.from_settings(settings)
     app = web.Application(
@@ -201,13 +210,14 @@ def create_app(settings: Settings) -> web.Application:
     app[K.SETTINGS] = settings
     app[K.METRICS] = metrics
     app[K.ORIGINS] = origins
-    app.cleanup_ctx.extend([_mongo, _redis, _quotas, _integrations, _services, _runs, _metrics])
-    app.on_shutdown.append(_close_websockets)
+    app.cleanup_ctx.extend([_mongo, _redis, _quotas, _integrations, pads_ctx, _services, _runs, _metrics])
+    app.on_shutdown.extend([_close_websockets, close_pad_sockets])
     app.add_routes(health.routes)
     app.add_routes(chat.routes)
     app.add_routes(sessions.routes)
     app.add_routes(runs.routes)
     app.add_routes(ws.routes)
+    app.add_routes(pad.routes)
     app.add_routes(openapi.routes)
     app.add_routes(docs.routes)
     app.add_routes(metrics_routes.routes(settings))

@@ -217,6 +217,38 @@ PATHS: dict[str, Any] = {
             params=[SESSION_ID],
         )
     },
+    # The live pad (README, "Live interview pad").
+    "/api/sessions/{id}/pad": {
+        "get": _op(
+            "WebSocket: the session's shared Yjs document (y-websocket protocol; host and participant)",
+            (101, None, "Switching protocols; close codes 1007, 1008, 1009, 4001, 4409 (README)"),
+            (400, "Not a WebSocket upgrade request", "bad_request"),
+            (403, "Only the host and the participant can open the pad", "forbidden"),
+            (403, "Origin not allowed: 'https://…' is not in CLIENT_URL", "origin_not_allowed"),
+            SESSION_NOT_FOUND,
+            auth=True,
+            params=[
+                SESSION_ID,
+                {
+                    "name": "token",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string"},
+                    "description": "Clerk session token, for browsers (y-websocket `params`); never logged",
+                },
+            ],
+        )
+    },
+    "/api/sessions/{id}/pad/content": {
+        "get": _op(
+            "The pad's stored code and language (host and participant, during and after the session)",
+            (200, models.PadContent, "The pad as stored"),
+            (403, "Only the host and the participant can open the pad", "forbidden"),
+            SESSION_NOT_FOUND,
+            auth=True,
+            params=[SESSION_ID],
+        )
+    },
     "/api/ws": {
         "get": _op(
             "WebSocket: lobby and session rooms",

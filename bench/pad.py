@@ -1,0 +1,332 @@
+"""Live pad benchmark: `python bench/pad.py [--pads 50,500] [--rate 5] [--seconds 20]`.
+
+Two web processes (A, B) share SecantusDB and a private Redis. For each size N (the first is the
+reference run), N sessions get a pad with two editors, one connected to A and one to B; every editor
+types one character at a random place `--rate` times a second for `--seconds`. Each editor is a pycrdt
+document on a raw WebSocket speaking y-websocket; the editors run in two client processes on the same
+two cores as the servers (their CPU is printed too).
+
+Printed per N: keystroke-to-peer latency p50/p99/max (from the editor sending its update to its peer on
+the other instance having received it: stored in MongoDB, relayed through Redis, forwarded), the web
+processes' and the database's CPU seconds during typing, server RSS per open idle pad (A's RSS with N
+pads open and idle, minus before, over N), stored updates/s (documents added to `pad_updates` over the
+typing phase, counted as updates: the writer merges one pad's updates of one batch into one document;
+compaction is switched off for the run), and whether anything was lost: every pad's two
+replicas and its stored state must be equal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bson import ObjectId
+from pycrdt import Decoder, Doc, Text, create_update_message
+from pymongo import AsyncMongoClient
+
+from bench.stack import Stack
+from bench.ws_fanout import proc_stat, raise_fd_limit
+from hireflow.pad import messages
+from hireflow.pad.store import PadStore, PendingUpdate
+
+CLIENT_PROCESSES = 2
+ORIGIN = "http://localhost:5173"
+
+
+def state_vector(encoded: bytes) -> dict[int, int]:
+    decoder = Decoder(encoded)
+    return {decoder.read_var_uint(): decoder.read_var_uint() for _ in range(decoder.read_var_uint())}
+
+
+class Editor:
+    """One replica: a pycrdt document on a WebSocket; `pending` holds (end clock, send time) of edits
+    its peer has not seen yet, `latencies` collects the peer's receipt delays."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, rng: random.Random) -> None:
+        self.ws = ws
+        self.doc: Doc[Any] = Doc()
+        self.code = self.doc.get("code", type=Text)
+        self.rng = rng
+        self.pending: deque[tuple[int, float]] = deque()
+        self.clock = 0
+        self.peer: Editor | None = None
+
+    async def type_one(self) -> None:
+        before = self.doc.get_state()
+        self.code.insert(self.rng.randint(0, len(self.code)), self.rng.choice("abcdefgh"))
+        update = self.doc.get_update(before)
+        self.clock += 1
+        self.pending.append((self.clock, time.time()))
+        await self.ws.send_bytes(create_update_message(update))
+
+    async def read(self, latencies: list[float]) -> None:
+        async for msg in self.ws:
+            if msg.type != aiohttp.WSMsgType.BINARY:
+                break
+            parsed = messages.parse(msg.data)
+            if parsed.kind is not messages.Kind.UPDATE or parsed.payload == messages.EMPTY_UPDATE:
+                continue
+            self.doc.apply_update(parsed.payload)
+            peer = self.peer
+            assert peer is not None
+            seen = state_vector(self.doc.get_state()).get(peer.doc.client_id, 0)
+            now = time.time()
+            while peer.pending and peer.pending[0][0] <= seen:
+                latencies.append(now - peer.pending.popleft()[1])
+
+
+async def client_main(spec: dict[str, Any]) -> None:
+    """A client process: both editors of its pads; writes latencies and final texts to `spec["out"]`."""
+    rng = random.Random(spec["seed"])
+    connector = aiohttp.TCPConnector(limit=0)
+    http = aiohttp.ClientSession(connector=connector)
+    editors: list[tuple[str, Editor, Editor]] = []
+    for pad, token_a, token_b in spec["pads"]:
+        pair = []
+        for port, token in ((spec["port_a"], token_a), (spec["port_b"], token_b)):
+            ws = await http.ws_connect(
+                f"http://127.0.0.1:{port}/api/sessions/{pad}/pad", params={"token": token}, origin=ORIGIN
+            )
+            pair.append(Editor(ws, random.Random(rng.random())))
+        pair[0].peer, pair[1].peer = pair[1], pair[0]
+        editors.append((pad, pair[0], pair[1]))
+    latencies: list[float] = []
+    readers = [asyncio.create_task(e.read(latencies)) for _, a, b in editors for e in (a, b)]
+    print("connected", flush=True)
+    sys.stdin.readline()  # the parent measured idle RSS: go
+
+    async def typist(editor: Editor) -> None:
+        await asyncio.sleep(rng.random() / spec["rate"])
+        deadline = time.monotonic() + spec["seconds"]
+        while time.monotonic() < deadline:
+            await editor.type_one()
+            await asyncio.sleep(1 / spec["rate"])
+
+    await asyncio.gather(*(typist(e) for _, a, b in editors for e in (a, b)))
+    # Let the backlog drain: until every edit reached its peer, or `settle_s` passed.
+    deadline = time.monotonic() + spec["settle_s"]
+    while time.monotonic() < deadline and any(e.pending for _, a, b in editors for e in (a, b)):
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1.0)
+    texts = {pad: [str(a.code), str(b.code)] for pad, a, b in editors}
+    lost = sum(len(e.pending) for _, a, b in editors for e in (a, b))
+    for task in readers:
+        task.cancel()
+    await http.close()
+    result = json.dumps({"latencies": latencies, "texts": texts, "unseen": lost})
+    await asyncio.to_thread(Path(spec["out"]).write_text, result)
+
+
+async def make_sessions(stack: Stack, port: int, n: int) -> list[tuple[str, str, str]]:
+    """N sessions through the API (host creates, guest joins), 20 at a time."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.db_url)
+    db = client.get_default_database()
+    url = f"http://127.0.0.1:{port}/api/sessions"
+
+    async def one(http: aiohttp.ClientSession, i: int) -> tuple[str, str, str]:
+        ids = [f"user_bench_{i}_{role}_{ObjectId()}" for role in ("host", "guest")]
+        await db.users.insert_many(
+            [{"clerkId": c, "name": c, "email": f"{c}@example.com", "profileImage": ""} for c in ids]
+        )
+        host, guest = (stack.key.mint(c, ttl_s=3600) for c in ids)
+        async with http.post(url, json={"problem": "P", "difficulty": "easy"}, headers=_auth(host)) as resp:
+            session_id: str = (await resp.json())["session"]["_id"]
+        async with http.post(f"{url}/{session_id}/join", headers=_auth(guest)) as resp:
+            assert resp.status == 200, await resp.text()
+        return session_id, host, guest
+
+    out: list[tuple[str, str, str]] = []
+    async with aiohttp.ClientSession() as http:
+        for start in range(0, n, 20):
+            out += await asyncio.gather(*(one(http, i) for i in range(start, min(n, start + 20))))
+    await client.close()
+    return out
+
+
+def copy_logs(tmp: str, n: int, dest: str) -> None:
+    Path(dest).mkdir(parents=True, exist_ok=True)
+    for name in (f"web-a-{n}.log", f"web-b-{n}.log"):
+        shutil.copy(Path(tmp) / name, Path(dest) / name)
+
+
+async def stored_updates(db: Any) -> int:
+    """Updates stored so far: a document holds the updates `first..seq` of one writer."""
+    docs = await db.pad_updates.find({}, {"seq": 1, "first": 1}).to_list(None)
+    return sum(d["seq"] - d.get("first", d["seq"]) + 1 for d in docs)
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest rank."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
+async def run(n: int, args: argparse.Namespace, tmp: str) -> dict[str, Any]:
+    env = {"PAD_COMPACT_UPDATES": "1000000", "METRICS_ENABLED": "false"}
+    with Stack(tmp, **env) as stack:
+        port_a, web_a = stack.web(log=Path(tmp) / f"web-a-{n}.log")
+        port_b, web_b = stack.web(log=Path(tmp) / f"web-b-{n}.log")
+        db_pid = stack.children[0].pid
+        sessions = await make_sessions(stack, port_a, n)
+        rss_before, _ = proc_stat(web_a.pid)
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        children_cpu_before = usage.ru_utime + usage.ru_stime
+        chunks = [sessions[i::CLIENT_PROCESSES] for i in range(CLIENT_PROCESSES)]
+        clients = []
+        for i, chunk in enumerate(chunks):
+            spec = {
+                "pads": chunk,
+                "port_a": port_a,
+                "port_b": port_b,
+                "rate": args.rate,
+                "seconds": args.seconds,
+                "settle_s": args.settle,
+                "seed": i,
+                "out": str(Path(tmp) / f"client-{n}-{i}.json"),
+            }
+            spec_path = Path(tmp) / f"client-{n}-{i}.spec.json"
+            spec_path.write_text(json.dumps(spec))
+            clients.append(
+                subprocess.Popen(
+                    [sys.executable, __file__, "--client", str(spec_path)],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        for proc in clients:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "connected"
+        await asyncio.sleep(2.0)  # idle: every pad loaded on both instances
+        rss_idle, _ = proc_stat(web_a.pid)
+        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.db_url)
+        db = mongo.get_default_database()
+        stored_before = await stored_updates(db)
+        cpu_before = [proc_stat(pid)[1] for pid in (web_a.pid, web_b.pid, db_pid)]
+        started = time.monotonic()
+        for proc in clients:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        await asyncio.sleep(args.seconds)
+        elapsed = time.monotonic() - started
+        stored_after = await stored_updates(db)
+        cpu_after = [proc_stat(pid)[1] for pid in (web_a.pid, web_b.pid, db_pid)]
+        for proc in clients:
+            await asyncio.to_thread(proc.wait, args.seconds + args.settle + 120)
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # the clients: the only children waited for
+        client_cpu = usage.ru_utime + usage.ru_stime - children_cpu_before
+        latencies: list[float] = []
+        texts: dict[str, list[str]] = {}
+        unseen = 0
+        for i in range(CLIENT_PROCESSES):
+            data = json.loads((Path(tmp) / f"client-{n}-{i}.json").read_text())
+            latencies += data["latencies"]
+            texts.update(data["texts"])
+            unseen += data["unseen"]
+        store = PadStore(db)
+        mismatched = 0
+        for pad, (a, b) in texts.items():
+            stored = await store.load(ObjectId(pad))
+            doc: Doc[Any] = Doc()
+            doc.apply_update(stored.state)
+            if not (a == b == str(doc.get("code", type=Text))):
+                mismatched += 1
+        total_stored = await db.pad_updates.count_documents({})
+        if args.logs:
+            copy_logs(tmp, n, args.logs)
+        await mongo.close()
+    ms = [v * 1000 for v in latencies]
+    return {
+        "pads": n,
+        "edits": len(latencies) + unseen,
+        "p50": percentile(ms, 0.5),
+        "p99": percentile(ms, 0.99),
+        "max": max(ms) if ms else 0.0,
+        "web_cpu": (cpu_after[0] - cpu_before[0]) + (cpu_after[1] - cpu_before[1]),
+        "db_cpu": cpu_after[2] - cpu_before[2],
+        "client_cpu": client_cpu,
+        "kib_per_pad": (rss_idle - rss_before) / n,
+        "stored_per_s": (stored_after - stored_before) / elapsed,
+        "stored_total": total_stored,
+        "unseen": unseen,
+        "mismatched": mismatched,
+    }
+
+
+async def reference(tmp: str, batch: int, seconds: float = 5.0) -> tuple[float, float]:
+    """SecantusDB alone: insert_many of `batch` small update documents (same index) for `seconds`;
+    (documents/s, ms per insert_many)."""
+    with Stack(tmp) as stack:
+        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.db_url)
+        store = PadStore(mongo.get_default_database())
+        await store.ensure_indexes()
+        pads = [ObjectId() for _ in range(batch)]
+        calls, started, seq = 0, time.monotonic(), 0
+        while time.monotonic() - started < seconds:
+            seq += 1
+            await store.append([PendingUpdate(pad, "ref", seq, b"x" * 30) for pad in pads])
+            calls += 1
+        elapsed = time.monotonic() - started
+        await mongo.close()
+    return calls * batch / elapsed, elapsed * 1000 / calls
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pads", default="50,500", help="sizes; the first is the reference run")
+    parser.add_argument("--rate", type=float, default=5.0, help="keystrokes per second per editor")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--settle", type=float, default=180.0, help="longest wait for the backlog to drain")
+    parser.add_argument("--logs", help="copy the web processes' logs into this folder")
+    parser.add_argument("--client", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        asyncio.run(client_main(json.loads(Path(args.client).read_text())))
+        return
+    raise_fd_limit()
+    print(f"{args.rate:g} keystrokes/s per editor, two editors per pad (one per web instance), {args.seconds:g} s")
+    print(
+        "| pads | edits | p50 ms | p99 ms | max ms | web CPU s | DB CPU s | client CPU s | KiB/idle pad "
+        "| stored/s | lost |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory(prefix="hireflow-bench-pad-") as tmp:
+        for batch in (50, 500):  # the reference: what the database allows at all
+            docs_s, call_ms = asyncio.run(reference(tmp, batch))
+            print(f"reference: SecantusDB alone, insert_many of {batch} docs: {docs_s:.0f} docs/s, {call_ms:.0f} ms")
+        for n in (int(x) for x in args.pads.split(",")):
+            r = asyncio.run(run(n, args, tmp))
+            ok = r["unseen"] == 0 and r["mismatched"] == 0
+            lost = "nothing" if ok else f"{r['unseen']} unseen, {r['mismatched']} pads differ"
+            print(
+                f"| {r['pads']} | {r['edits']} | {r['p50']:.1f} | {r['p99']:.1f} | {r['max']:.1f} "
+                f"| {r['web_cpu']:.1f} | {r['db_cpu']:.1f} | {r['client_cpu']:.1f} | {r['kib_per_pad']:.1f} "
+                f"| {r['stored_per_s']:.0f} | {lost} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""The pad's resources for the app factory: a bytes Redis client, the relay, the store and `Pads`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from hireflow.pad.relay import Relay
+from hireflow.pad.room import CLOSE_GOING_AWAY
+from hireflow.pad.rooms import Pads
+from hireflow.pad.store import PadStore
+from hireflow.web import appkeys as K
+
+log = logging.getLogger(__name__)
+
+REDIS_TIMEOUT_S = 2.0
+RELAY_START_TIMEOUT_S = 2.0
+
+
+async def pads_ctx(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: runs after MongoDB and Redis are set up, before the services (which add PadSink)."""
+    settings = app[K.SETTINGS]
+    assert settings.redis_url is not None
+    redis = Redis.from_url(  # updates are binary: no decoding
+        settings.redis_url,
+        socket_timeout=REDIS_TIMEOUT_S,
+        socket_connect_timeout=REDIS_TIMEOUT_S,
+        health_check_interval=30,
+    )
+    store = PadStore(app[K.DB])
+    await store.ensure_indexes()
+    relay = Relay(redis, heartbeat_s=settings.rt_bus_heartbeat_s)
+    pads = app[K.PADS] = Pads(store, relay, settings)
+    listening = asyncio.create_task(relay.run(pads.on_relay, pads.repair_all))
+    maintaining = asyncio.create_task(pads.maintain_forever())
+    await relay.wait_connected(RELAY_START_TIMEOUT_S)
+    yield
+    listening.cancel()
+    maintaining.cancel()
+    await asyncio.gather(listening, maintaining, return_exceptions=True)
+    await pads.close()
+    await redis.aclose()
+
+
+async def close_pad_sockets(app: web.Application) -> None:
+    """on_shutdown: close every pad socket with 1001 so providers reconnect to another instance."""
+    pads = app.get(K.PADS)
+    if pads is None:
+        return
+    for room in list(pads.rooms.values()):
+        for sock in list(room.sockets):
+            sock.close_soon(CLOSE_GOING_AWAY, "server shutting down")

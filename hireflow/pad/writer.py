@@ -1,0 +1,106 @@
+"""Group commit: the updates that arrive while one insert_many is in flight go together in the next.
+
+One writer per process, for every pad: a burst of keystrokes on hundreds of pads costs one MongoDB round
+trip, not one each. A batch that fails (MongoDB restarting) is retried, in order, until it is stored;
+meanwhile new updates queue behind it and nobody sees any of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from pycrdt import merge_updates
+from pymongo.errors import PyMongoError
+
+from hireflow.pad.room import PadSocket, Room
+from hireflow.pad.store import PadStore, PendingUpdate
+
+log = logging.getLogger(__name__)
+
+RETRY_FIRST_S = 0.05
+RETRY_MAX_S = 2.0
+
+
+@dataclass(frozen=True)
+class Item:
+    room: Room
+    origin: PadSocket | None
+    pending: PendingUpdate
+
+
+StoredHandler = Callable[[list[Item]], Awaitable[None]]
+
+
+class UpdateWriter:
+    def __init__(self, store: PadStore, on_stored: StoredHandler, *, max_batch: int = 2000) -> None:
+        self._store = store
+        self._on_stored = on_stored
+        self._max_batch = max_batch
+        self._queue: list[Item] = []
+        self._task: asyncio.Task[None] | None = None
+        self.stored_total = 0
+        self.batches_total = 0
+        self.queued_bytes = 0
+
+    def submit(self, room: Room, origin: PadSocket | None, update: bytes) -> None:
+        room.next_seq += 1
+        room.inflight += 1
+        room.pending_bytes += len(update)
+        self._queue.append(Item(room, origin, PendingUpdate(room.pad, room.src, room.next_seq, update)))
+        self.queued_bytes += len(update)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
+            delay_s = RETRY_FIRST_S
+            while True:
+                try:
+                    await self._store.append(_grouped(batch))
+                    break
+                except PyMongoError as exc:
+                    log.warning("pad writer: storing %d updates failed, retrying: %r", len(batch), exc)
+                    await asyncio.sleep(delay_s)
+                    delay_s = min(delay_s * 2, RETRY_MAX_S)
+            self.stored_total += len(batch)
+            self.batches_total += 1
+            self.queued_bytes -= sum(len(item.pending.update) for item in batch)
+            for item in batch:
+                item.room.inflight -= 1
+                item.room.pending_bytes -= len(item.pending.update)
+            try:
+                await self._on_stored(batch)
+            except Exception:
+                log.exception("pad writer: handling a stored batch failed")
+
+    async def drain(self, timeout_s: float) -> None:
+        """Wait (bounded) for what is queued to be stored, e.g. on shutdown."""
+        if self._task is not None and not self._task.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
+
+    def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+def _grouped(batch: list[Item]) -> list[PendingUpdate]:
+    """One stored document per pad life in the batch: its updates merged (pycrdt), under the range of
+    sequence numbers they had. Under load this divides the documents written by the keystrokes per
+    batch, and the document count is what a MongoDB-wire server pays for."""
+    by_src: dict[str, list[PendingUpdate]] = {}
+    for item in batch:
+        by_src.setdefault(item.pending.src, []).append(item.pending)
+    out = []
+    for updates in by_src.values():
+        if len(updates) == 1:
+            out.append(updates[0])
+        else:
+            merged = merge_updates(*(u.update for u in updates))
+            out.append(PendingUpdate(updates[0].pad, updates[0].src, updates[-1].seq, merged, first=updates[0].seq))
+    return out

@@ -1,0 +1,170 @@
+"""Faults while two replicas type: SIGKILL of a web process, a Redis restart, a MongoDB restart. After
+each, every replica and the stored state converge, and every edit any replica made is there."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from bson import ObjectId
+from pycrdt import Doc, Text
+
+from hireflow import embedded
+from hireflow.pad.store import PadStore
+from hireflow.web.app import create_app
+from tests.conftest import Factory, make_settings, serve
+from tests.support.pad import Peer, new_session, peer
+from tests.support.workers import ROOT, eventually, settings_env
+
+
+class Typist:
+    """Appends unique tokens to a replica until stopped; `typed` is every token it made."""
+
+    def __init__(self, replica: Peer, name: str) -> None:
+        self.replica, self.name = replica, name
+        self.typed: list[str] = []
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            token = f"[{self.name}{len(self.typed)}]"
+            self.replica.code += token
+            self.typed.append(token)
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+async def _stored_text(mongo, session_id: str) -> str:
+    stored = await PadStore(mongo).load(ObjectId(session_id))
+    doc = Doc()
+    doc.apply_update(stored.state)
+    return str(doc.get("code", type=Text))
+
+
+async def _converged(mongo, session_id: str, replicas: list[Peer], typists: list[Typist]) -> bool:
+    texts = {r.text for r in replicas}
+    if len(texts) != 1:
+        return False
+    text = texts.pop()
+    if any(token not in text for t in typists for token in t.typed):
+        return False
+    return await _stored_text(mongo, session_id) == text
+
+
+def _start_web(settings, log_path: Path) -> subprocess.Popen[bytes]:
+    """A real `run_web.py` process (so that it can be SIGKILLed)."""
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, str(ROOT / "run_web.py")], env=settings_env(settings), stdout=log, stderr=log
+        )
+
+
+def _directory(path: Path) -> str:
+    path.mkdir()
+    return str(path)
+
+
+@pytest.mark.timeout(120)
+async def test_sigkill_of_a_web_process_mid_edit_loses_nothing(client, settings, factory: Factory, mongo, tmp_path):
+    port = embedded.free_port()
+    web = _start_web(settings.model_copy(update={"port": port}), tmp_path / "web.log")
+    try:
+        await asyncio.to_thread(embedded.wait_for_port, port, web)
+        host, guest = await factory.user("host"), await factory.user("guest")
+        session_id = await new_session(client, host, guest)
+        a = await peer(client, session_id, host)
+        b = await peer(f"http://127.0.0.1:{port}", session_id, guest)
+        ta, tb = Typist(a, "a"), Typist(b, "b")
+        await asyncio.sleep(1.0)
+        web.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(web.wait, 10)
+        await asyncio.sleep(0.3)  # B keeps typing into its local document while disconnected
+        await tb.stop()
+        await b.close()
+        b = await peer(client, session_id, guest, doc=b.doc)  # the provider reconnects elsewhere
+        tb.replica = b
+        await asyncio.sleep(0.5)
+        await ta.stop()
+        await eventually(lambda: _converged(mongo, session_id, [a, b], [ta, tb]), timeout_s=20)
+        await a.close()
+        await b.close()
+    finally:
+        if web.poll() is None:
+            web.kill()
+            web.wait()
+
+
+@pytest.mark.timeout(120)
+async def test_a_redis_restart_mid_edit_loses_nothing(infra, db_name, fake_clerk, mongo, factory: Factory, tmp_path):
+    redis_port = embedded.free_port()
+    redis_proc = embedded.start_redis(port=redis_port, directory=str(tmp_path / "redis"))
+    await asyncio.to_thread(embedded.wait_for_port, redis_port, redis_proc)
+    settings = make_settings(
+        infra, db_name, *fake_clerk, redis_url=f"redis://127.0.0.1:{redis_port}/0", rt_bus_heartbeat_s=0.2
+    )
+    one, two = await serve(create_app(settings)), await serve(create_app(settings))
+    try:
+        host, guest = await factory.user("host"), await factory.user("guest")
+        session_id = await new_session(one, host, guest)
+        a, b = await peer(one, session_id, host), await peer(two, session_id, guest)
+        ta, tb = Typist(a, "a"), Typist(b, "b")
+        await asyncio.sleep(0.5)
+        embedded.stop(redis_proc)
+        await asyncio.sleep(1.0)  # both keep typing: stored in MongoDB, not relayed
+        redis_proc = embedded.start_redis(port=redis_port, directory=str(tmp_path / "redis"))
+        await asyncio.to_thread(embedded.wait_for_port, redis_port, redis_proc)
+        await asyncio.sleep(0.5)
+        await ta.stop()
+        await tb.stop()
+        await eventually(lambda: _converged(mongo, session_id, [a, b], [ta, tb]), timeout_s=20)
+        await a.close()
+        await b.close()
+    finally:
+        await one.close()
+        await two.close()
+        embedded.stop(redis_proc)
+
+
+@pytest.mark.timeout(180)
+async def test_a_database_restart_mid_edit_loses_nothing(infra, fake_clerk, signing_key, redis, tmp_path):
+    from pymongo import AsyncMongoClient
+
+    mongo_port, storage = embedded.free_port(), _directory(tmp_path / "db")
+    mongo_proc = embedded.start_mongo(port=mongo_port, storage_path=storage)
+    await asyncio.to_thread(embedded.wait_for_port, mongo_port, mongo_proc)
+    db_url = f"mongodb://127.0.0.1:{mongo_port}/pad_faults?directConnection=true"
+    settings = make_settings(infra, "unused", *fake_clerk, db_url=db_url, mongo_timeout_ms=2000)
+    direct: AsyncMongoClient = AsyncMongoClient(db_url, tz_aware=True)
+    db = direct["pad_faults"]
+    one, two = await serve(create_app(settings)), await serve(create_app(settings))
+    try:
+        factory = Factory(db, signing_key, fake_clerk[0])
+        host, guest = await factory.user("host"), await factory.user("guest")
+        session_id = await new_session(one, host, guest)
+        a, b = await peer(one, session_id, host), await peer(two, session_id, guest)
+        ta, tb = Typist(a, "a"), Typist(b, "b")
+        await asyncio.sleep(0.5)
+        embedded.stop(mongo_proc)
+        await asyncio.sleep(1.0)  # both keep typing: nothing can be stored, so nothing is relayed
+        mongo_proc = embedded.start_mongo(port=mongo_port, storage_path=storage)
+        await asyncio.to_thread(embedded.wait_for_port, mongo_port, mongo_proc)
+        await asyncio.sleep(0.5)
+        await ta.stop()
+        await tb.stop()
+        await eventually(lambda: _converged(db, session_id, [a, b], [ta, tb]), timeout_s=60, every_s=0.5)
+        await a.close()
+        await b.close()
+    finally:
+        await one.close()
+        await two.close()
+        await direct.close()
+        embedded.stop(mongo_proc)

@@ -1,0 +1,148 @@
+"""Ending a session freezes its pad everywhere; idle pads leave memory; the log is compacted; presence
+is relayed and removed when its socket closes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+from bson import ObjectId
+from pycrdt import Awareness, Doc, create_awareness_message
+
+from hireflow.pad.room import CLOSE_FROZEN
+from hireflow.web.app import create_app
+from hireflow.web.appkeys import HUB, PADS
+from tests.conftest import Factory, make_settings, serve
+from tests.support.pad import new_session, open_ws, peer
+from tests.support.workers import eventually
+
+
+async def test_ending_the_session_freezes_the_pad_on_every_instance(client, second, factory: Factory, mongo):
+    host, guest = await factory.user("host"), await factory.user("guest")
+    session_id = await new_session(client, host, guest)
+    a = await peer(client, session_id, host)
+    b = await peer(second, session_id, guest)
+    try:
+        a.code += "final answer!!"
+        del a.code[12:14]  # a deletion: every later sync step 2 of A carries it
+        await eventually(lambda: _same(b, "final answer"), timeout_s=5)
+        stored = await mongo.pad_updates.count_documents({})
+        assert (await client.post(f"/api/sessions/{session_id}/end", headers=host.headers)).status == 200
+
+        async def frozen_on_b():
+            room = second.app[PADS].rooms.get(session_id)
+            return room is not None and room.frozen
+
+        await eventually(frozen_on_b, timeout_s=5)
+        b.code += " (too late)"
+        await eventually(lambda: _closed_with(b, CLOSE_FROZEN), timeout_s=5)
+        assert await mongo.pad_updates.count_documents({}) == stored
+        # Still readable: a new replica gets the final state, and so does the content route.
+        late = await peer(second, session_id, host)
+        assert late.text == "final answer"
+        await late.close()
+        # A replica that knows nothing new reconnects: its sync step 2 (the delete set) is no edit.
+        await a.close()
+        a = await peer(client, session_id, host, doc=a.doc)
+        await asyncio.sleep(0.5)
+        assert not a.ws.closed
+        body = await (await second.get(f"/api/sessions/{session_id}/pad/content", headers=guest.headers)).json()
+        assert body["code"] == "final answer"
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def _closed_with(replica, code):
+    return replica.ws.closed and replica.ws.close_code == code
+
+
+async def _same(replica, text):
+    return replica.text == text
+
+
+async def test_idle_pads_unload_and_reload_from_mongodb(infra, db_name, fake_clerk, redis, mongo, factory: Factory):
+    settings = make_settings(infra, db_name, *fake_clerk, pad_idle_unload_s=0.2, pad_compact_updates=5)
+    app_client = await serve(create_app(settings))
+    try:
+        host = await factory.user("host")
+        session_id = await new_session(app_client, host)
+        a = await peer(app_client, session_id, host)
+        for i in range(12):
+            a.code += f"{i};"
+        expected = a.text
+
+        async def compacted():
+            return await mongo.pad_snapshots.count_documents({"_id": ObjectId(session_id)}) == 1
+
+        await eventually(compacted, timeout_s=10)
+        await a.close()
+
+        async def unloaded():
+            return session_id not in app_client.app[PADS].rooms
+
+        await eventually(unloaded, timeout_s=5)
+        again = await peer(app_client, session_id, host)
+        assert again.text == expected
+        await again.close()
+        assert await mongo.pad_updates.count_documents({}) < 12
+    finally:
+        await app_client.close()
+
+
+async def test_presence_is_relayed_across_instances_and_removed_on_close(client, second, factory: Factory):
+    host, guest = await factory.user("host"), await factory.user("guest")
+    session_id = await new_session(client, host, guest)
+    watcher = await peer(second, session_id, guest)
+    seen = Awareness(Doc())
+    seen.set_local_state(None)
+
+    async def pump_until(predicate):
+        while not predicate():
+            msg = await watcher.ws.receive(timeout=5)
+            if msg.type == aiohttp.WSMsgType.BINARY and msg.data[0] == 1:
+                from pycrdt import read_message
+
+                seen.apply_awareness_update(read_message(msg.data[1:]), "server")
+
+    # Read the raw frames ourselves: stop pycrdt's provider from consuming them.
+    await watcher.provider.stop()
+    session, ws = await open_ws(client, session_id, host.token)
+    try:
+        doc = Doc()
+        mine = Awareness(doc)
+        mine.set_local_state({"user": {"name": "Host", "color": "#f00"}, "cursor": 3})
+        await ws.send_bytes(create_awareness_message(mine.encode_awareness_update([doc.client_id])))
+        await pump_until(lambda: seen.states.get(doc.client_id, {}).get("cursor") == 3)
+        await ws.close()
+        await pump_until(lambda: doc.client_id not in seen.states)
+    finally:
+        await session.close()
+        await watcher.ws.close()
+        await watcher.session.close()
+
+
+async def _closed(replica, code):
+    return replica.ws.closed and replica.ws.close_code == code
+
+
+async def test_expired_tokens_and_deleted_users_close_with_4001(infra, db_name, fake_clerk, redis, mongo, factory):
+    settings = make_settings(infra, db_name, *fake_clerk, ws_token_grace_s=0.0)
+    app_client = await serve(create_app(settings))
+    second_app = await serve(create_app(settings))
+    try:
+        host, guest = await factory.user("host"), await factory.user("guest")
+        session_id = await new_session(app_client, host, guest)
+        short = factory.token(host.doc["clerkId"], ttl_s=1.5)
+        from tests.conftest import User
+
+        expiring = await peer(app_client, session_id, User(doc=host.doc, token=short))
+        deleted = await peer(second_app, session_id, guest)
+        await eventually(lambda: _closed(expiring, 4001), timeout_s=10)
+        await app_client.app[HUB].disconnect_user(guest.doc["clerkId"])  # what the user sync does
+        await eventually(lambda: _closed(deleted, 4001), timeout_s=10)
+        await expiring.close()
+        await deleted.close()
+    finally:
+        await app_client.close()
+        await second_app.close()
