@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from redis.asyncio import Redis
 
+from hireflow import redis_conn
 from hireflow.pad.relay import Relay
 from hireflow.pad.room import CLOSE_GOING_AWAY
 from hireflow.pad.rooms import Pads
@@ -25,12 +26,9 @@ async def pads_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: runs after MongoDB and Redis are set up, before the services (which add PadSink)."""
     settings = app[K.SETTINGS]
     assert settings.redis_url is not None
-    redis = Redis.from_url(  # updates are binary: no decoding
-        settings.redis_url,
-        socket_timeout=REDIS_TIMEOUT_S,
-        socket_connect_timeout=REDIS_TIMEOUT_S,
-        health_check_interval=30,
-    )
+    # Pad updates are binary: the relay uses a bytes client (plain or through Sentinel, as REDIS_URL says).
+    conns = redis_conn.clients(settings.redis_url, timeout_s=REDIS_TIMEOUT_S)
+    redis: Redis = conns.arq
     store = PadStore(app[K.DB])
     await store.ensure_indexes()
     relay = Relay(redis, heartbeat_s=settings.rt_bus_heartbeat_s)
@@ -43,7 +41,7 @@ async def pads_ctx(app: web.Application) -> AsyncIterator[None]:
     maintaining.cancel()
     await asyncio.gather(listening, maintaining, return_exceptions=True)
     await pads.close()
-    await redis.aclose()
+    await conns.aclose()
 
 
 async def close_pad_sockets(app: web.Application) -> None:

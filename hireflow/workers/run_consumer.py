@@ -13,13 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from hireflow import keys
+from hireflow import keys, redis_conn
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +33,10 @@ Execute = Callable[..., Awaitable[Any]]
 
 class RunConsumer:
     def __init__(self, redis_url: str, execute: Execute, ctx: dict[str, Any], *, concurrency: int) -> None:
-        # Its own connection: BLPOP holds it, and it must not time out before BLOCK_S does.
-        self._redis = Redis.from_url(redis_url, socket_connect_timeout=2.0, socket_timeout=BLOCK_S + 5.0)
+        # Its own connection (plain or through Sentinel): BLPOP holds it, and it must not time out before
+        # BLOCK_S does.
+        self._conns = redis_conn.clients(redis_url, timeout_s=BLOCK_S + 5.0)
+        self._redis = self._conns.arq
         self._execute = execute
         self._ctx = ctx
         self._slots = asyncio.Semaphore(concurrency)
@@ -55,7 +56,7 @@ class RunConsumer:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         try:
-            await self._redis.aclose()
+            await self._conns.aclose()
         except (RedisError, OSError) as exc:  # closing must not keep the worker's other clients open
             log.warning("run queue connection not closed cleanly: %r", exc)
 
@@ -64,7 +65,8 @@ class RunConsumer:
         while True:
             await self._slots.acquire()
             try:
-                item = await self._redis.blpop([keys.RUNS_QUEUE], timeout=BLOCK_S)
+                # redis-py types commands for its sync and async clients at once: this one is async.
+                item = await cast(Awaitable[Any], self._redis.blpop([keys.RUNS_QUEUE], timeout=BLOCK_S))
             except (RedisError, OSError) as exc:
                 self._slots.release()
                 if not outage:
