@@ -171,6 +171,14 @@ async def test_webhook_rejects_bad_signatures(sync_client, mongo):
     assert await mongo.users.find_one({"clerkId": "user_bad"}) is None
 
 
+async def test_webhook_with_bytes_that_are_not_utf8_is_400(sync_client):
+    body = b'{"type": "user.created", "data": {"id": "\xff\xfe"}}'
+    headers = svix_headers(body.decode(errors="replace").encode())  # Svix signs text: these bytes are none
+    resp = await sync_client.post("/api/webhooks/clerk", data=body, headers=headers)
+    assert resp.status == 400
+    assert (await resp.json())["message"] == "Malformed JSON body"
+
+
 async def test_webhook_without_a_secret_is_503(client):
     resp = await client.post("/api/webhooks/clerk", data=b"{}")
     assert resp.status == 503

@@ -70,6 +70,10 @@ async def clerk_webhook(request: web.Request) -> web.Response:
         return error_response(503, "Clerk webhooks are not configured (CLERK_WEBHOOK_SECRET)", "not_configured")
     body = await request.read()
     try:
+        body.decode("utf-8")  # what Svix signs (its verify would raise on other bytes: a 500)
+    except UnicodeDecodeError:
+        return error_response(400, "Malformed JSON body", "bad_request")
+    try:
         Webhook(secret.get_secret_value()).verify(body, dict(request.headers))
     except WebhookVerificationError:
         return error_response(401, "Invalid webhook signature", "unauthorized")
