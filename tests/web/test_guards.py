@@ -48,6 +48,7 @@ async def test_unsupported_content_encodings_are_400(client, factory: Factory):
         headers = {**user.headers, "Content-Type": "application/json", "Content-Encoding": encoding}
         resp = await client.post("/api/sessions", data=b"garbage", headers=headers)
         assert resp.status == 400, encoding
+        assert (await resp.json())["code"] == "bad_request", encoding  # JSON, through the app's runner
 
 
 @pytest.mark.parametrize("path", ["/%00", "/api/sessions/%00", "/api/sessions/abc%00def/join", "/health%0a", "/%7f"])
