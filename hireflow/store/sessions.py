@@ -172,15 +172,21 @@ class SessionRepo:
         return [doc["_id"] async for doc in cursor]
 
     async def set_stream_status(
-        self, session_id: ObjectId, *, synced_rev: int, status: StreamStatus, error: str | None = None
+        self,
+        session_id: ObjectId,
+        *,
+        synced_rev: int,
+        status: StreamStatus,
+        error: str | None = None,
+        kind: EventKind = "session.updated",
     ) -> Document | None:
         """Record what a sync achieved: the new `streamStatus` (and error), and clear `streamDirty` if
         nothing changed since the sync read `synced_rev`. Returns the document when the status changed
-        (a change to announce, written with its outbox), else None."""
+        (a change to announce, written with its outbox of `kind`), else None."""
         fields: Document = {
             "streamStatus": status,
             "streamError": error,
-            "outbox": _outbox("session.updated", f"stream.{status}"),
+            "outbox": _outbox(kind, f"stream.{status}"),
         }
         change = {"$set": fields, "$inc": {"ev": 1}}
         # Usually one atomic statement: a new status, and nothing changed since the sync read the session.

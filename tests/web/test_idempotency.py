@@ -113,3 +113,19 @@ async def test_a_repeated_announcement_is_dropped(client, factory: Factory, mong
     await service.announce(doc)  # an older change, late
     await watcher.send({"type": "ping"})
     assert (await watcher.recv())["type"] == "pong", "nothing was published for the late change"
+
+
+async def test_an_unannounced_end_still_reaches_the_lobby(client, factory: Factory, mongo, ws_client, worker):
+    """An end whose reply was lost (stored, never published) and then overtaken by the worker's teardown
+    is still announced to the lobby as an end, not as a session-topic-only update."""
+    from hireflow.store.sessions import SessionRepo
+
+    host = await factory.user("host")
+    watcher = await ws_client(client, host.token)
+    await watcher.subscribe("lobby")
+    created = (await (await client.post("/api/sessions", json=BODY, headers=host.headers)).json())["session"]
+    assert (await watcher.recv_type("event"))["event"] == "session.created"
+    await SessionRepo(mongo).complete(ObjectId(created["_id"]), host.doc["_id"])  # stored, not announced
+    await worker()
+    event = await watcher.recv_type("event", timeout_s=15)
+    assert (event["event"], event["session"]["_id"]) == ("session.ended", created["_id"])

@@ -16,6 +16,7 @@ from typing import Any
 from arq import Retry
 from bson import ObjectId
 
+from hireflow.events import EventKind
 from hireflow.store.mongo import Document
 from hireflow.store.sessions import StreamStatus, parse_id
 from hireflow.stream.gateway import StreamGateway, StreamRejected, StreamUser
@@ -91,6 +92,12 @@ async def _provision(stream: StreamGateway, d: WorkerDeps, doc: Document) -> Non
 
 
 async def _record(d: WorkerDeps, oid: ObjectId, synced: Document, target: StreamStatus, error: str | None) -> None:
-    changed = await d.sessions.set_stream_status(oid, synced_rev=synced.get("rev", 0), status=target, error=error)
+    # A creation or an end still unannounced (its writer lost its reply or Redis) must not be replaced by
+    # a plain update: the lobby hears only of created and ended sessions, so it would never learn of it.
+    pending = (synced.get("outbox") or {}).get("kind")
+    kind: EventKind = pending if pending in ("session.created", "session.ended") else "session.updated"
+    changed = await d.sessions.set_stream_status(
+        oid, synced_rev=synced.get("rev", 0), status=target, error=error, kind=kind
+    )
     if changed is not None:
         await d.service.announce(changed)
