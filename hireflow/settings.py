@@ -202,6 +202,9 @@ class Settings(BaseSettings):
     web_concurrency: int | None = Field(default=None, ge=1, le=64)
     """Web processes sharing the port (SO_REUSEPORT); default 1 in development, one per CPU in production."""
 
+    web_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
+    """Event loop of the web processes: uvloop (C transports; `auto` when it is installed) or asyncio's own."""
+
     @property
     def web_processes(self) -> int:
         if self.web_concurrency is not None:

@@ -11,6 +11,7 @@ import aiohttp
 import psutil
 
 from hireflow import embedded
+from hireflow.web.serve import loop_factory
 from tests.conftest import ORIGIN, Factory
 from tests.support.workers import ROOT, eventually, settings_env
 
@@ -67,3 +68,11 @@ async def test_two_processes_share_the_port_and_both_get_lobby_events(settings, 
 
 async def _gone(children: list[psutil.Process]) -> bool:
     return not any(child.is_running() and child.status() != psutil.STATUS_ZOMBIE for child in children)
+
+
+def test_the_web_loop_is_uvloop_unless_asked_otherwise(settings) -> None:
+    import uvloop
+
+    assert loop_factory(settings.model_copy(update={"web_loop": "auto"})) is uvloop.new_event_loop
+    assert loop_factory(settings.model_copy(update={"web_loop": "uvloop"})) is uvloop.new_event_loop
+    assert loop_factory(settings.model_copy(update={"web_loop": "asyncio"})) is None
