@@ -36,6 +36,8 @@ MAX_LANGUAGE_CHARS = 40
 
 RunJson = dict[str, Any]
 
+SESSION_ENDED = "The session ended before this run started"
+
 
 @dataclass(frozen=True)
 class NewRun:
@@ -162,7 +164,17 @@ class RunService:
     # --- the workers --------------------------------------------------------------------------
 
     async def start(self, run_id: ObjectId) -> Document | None:
-        """Claim a queued run for this worker; None when another has it or it has ended."""
+        """Claim a queued run for this worker; None when another has it or it has ended. A run whose
+        session has ended since it was queued is not executed: it ends `failed`, saying so."""
+        queued = await self._runs.get(run_id)
+        if queued is None or queued["status"] != "queued":
+            return None
+        if not await self._sessions.is_active(queued["session"]):
+            dropped = await self._runs.drop(run_id, SESSION_ENDED)
+            if dropped is not None:
+                await self._release(dropped)
+                await self._announce("run.finished", dropped)
+            return None
         doc = await self._runs.claim(run_id)
         if doc is not None:
             await self._announce("run.started", doc)

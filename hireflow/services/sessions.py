@@ -110,6 +110,11 @@ class SessionService:
 
         return await self._by_id.get_or_load(session_id, versions.sessions_view, load)
 
+    async def is_active(self, session_id: ObjectId) -> bool:
+        """Whether the stored session exists and has not ended (read from MongoDB, never a cache)."""
+        doc = await self._sessions.get(session_id)
+        return doc is not None and doc["status"] == "active"
+
     # Writes: one atomic MongoDB statement each, then a version bump and one domain event.
 
     async def create(self, host: Document, body: object, idempotency_key: str | None = None) -> SessionJson:

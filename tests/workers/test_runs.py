@@ -217,3 +217,18 @@ async def test_a_worker_killed_mid_run_is_replaced_and_the_run_retried(
         await eventually(place_freed, timeout_s=5)
     finally:
         await client.close()
+
+
+async def test_a_run_still_queued_when_its_session_ends_is_not_executed(
+    run_client, factory, worker, piston_settings, mongo, fake_piston
+):
+    session_id, host, guest = await open_session(run_client, factory)  # no worker yet: the run stays queued
+    run = await post_run(run_client, session_id, guest, "print:late")
+    assert (await run_client.post(f"/api/sessions/{session_id}/end", headers=host.headers)).status == 200
+    await worker(piston_settings)
+    doc = await finished(mongo, run["_id"])
+    assert doc["status"] == "failed" and doc["error"] == "The session ended before this run started"
+    assert doc["startedAt"] is None
+    assert not any(sent["files"] == [{"content": "print:late"}] for sent in fake_piston[0].executed)
+    listed = await run_client.get(f"/api/sessions/{session_id}/runs", headers=guest.headers)
+    assert (await listed.json())["runs"][0]["status"] == "failed"
