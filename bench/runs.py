@@ -8,6 +8,10 @@ worker executes at once, WORKER_MAX_JOBS), and the median time a run spent in ea
 `queued` (stored to claimed by a worker), `running` (claimed to finished). The reference line
 is the engine alone: the same 200 executions sent straight to the fake by 50 clients (the floor the
 backend adds its queueing, storage and events to). Target: p99 ≤ execution time + 100 ms.
+
+"burst" lines: every user runs back to back, far faster than the limits let a user go for long (10 a
+minute); "paced": each user starts one run every `--period-s` (6 s: exactly that limit), the most a
+population of 50 users can sustain. Each line also gives the CPU time per run of every process.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -63,8 +68,10 @@ async def reference(url: str, users: int, per_user: int) -> dict[str, float]:
 
 
 async def through_backend(
-    piston_url: str, workers: int, max_jobs: int, users: int, per_user: int, tmp: str
+    piston_url: str, workers: int, max_jobs: int, users: int, per_user: int, tmp: str, period_s: float = 0.0
 ) -> dict[str, float]:
+    """`period_s` 0: every user runs back to back (a burst); else each user starts a run every
+    `period_s`, at a random phase (10 a minute per user is the most the limits let through)."""
     stack = Stack(
         tmp,
         PISTON_URL=piston_url,
@@ -112,7 +119,11 @@ async def through_backend(
                         return frame["run"]  # type: ignore[no-any-return]
 
             async def user(i: int, count: int, record: bool) -> None:
-                for _ in range(count):
+                phase = random.uniform(0, period_s)
+                begin = time.perf_counter()
+                for k in range(count):
+                    if period_s:
+                        await asyncio.sleep(max(0.0, begin + phase + k * period_s - time.perf_counter()))
                     t0 = time.perf_counter()
                     async with http.post(
                         f"{base}/api/sessions/{sessions[i]}/runs",
@@ -131,9 +142,11 @@ async def through_backend(
             # Warm-up, not measured: every worker has connected and run a few jobs.
             await asyncio.gather(*(user(i, 1, False) for i in range(0, users, 5)))
             await asyncio.sleep(1.0)
+            cpu_before, own_before = stack.cpu_seconds(), time.process_time()
             started = time.perf_counter()
             await asyncio.gather(*(user(i, per_user, True) for i in range(users)))
             elapsed = time.perf_counter() - started
+            cpu_after, own_after = stack.cpu_seconds(), time.process_time()
             for ws in sockets:
                 await ws.close()
         docs = await db.runs.find({}, {"createdAt": 1, "startedAt": 1, "finishedAt": 1}).to_list(None)
@@ -144,6 +157,10 @@ async def through_backend(
         result["running_p50"] = statistics.median(
             (d["finishedAt"] - d["startedAt"]).total_seconds() * 1000 for d in docs
         )
+        runs = len(latencies)
+        for role in ("web", "worker", "db", "redis"):
+            result[f"cpu_{role}"] = (cpu_after.get(role, 0.0) - cpu_before.get(role, 0.0)) * 1000 / runs
+        result["cpu_bench"] = (own_after - own_before) * 1000 / runs
         return result
 
 
@@ -152,6 +169,9 @@ async def main() -> None:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--exec-ms", type=float, default=200.0, help="execution time of the Piston fake")
+    parser.add_argument(
+        "--period-s", type=float, default=6.0, help="paced lines: one run per user every this long (6 s: 10/min)"
+    )
     args = parser.parse_args()
     if args.users % 2 or args.runs // args.users > 9:
         parser.error("users must be even (host and participant) and runs/users at most 9 (10 a minute per user)")
@@ -161,21 +181,28 @@ async def main() -> None:
     await fake.start_server()
     url = str(fake.make_url("")).rstrip("/")
     print(f"{per_user * args.users} runs from {args.users} users, {args.exec_ms:.0f} ms each, {os.cpu_count()} cores")
+    print("CPU ms per run: web, worker(s), db (SecantusDB), redis, and this process (clients + engine fake)")
     print(
-        f"{'':<28}{'runs/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
-        f"{'202 p50':>9}{'queued p50':>12}{'running p50':>13}"
+        f"{'':<34}{'runs/s':>7}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}"
+        f"{'202 p50':>8}{'queued':>7}{'running':>8}  {'cpu: web':>8}{'worker':>7}{'db':>6}{'redis':>6}{'bench':>6}"
     )
 
     def line(name: str, r: dict[str, float]) -> None:
-        stages = f"{r['post_p50']:>9.0f}{r['queued_p50']:>12.0f}{r['running_p50']:>13.0f}" if "post_p50" in r else ""
-        print(f"{name:<28}{r['runs_per_s']:>8.1f}{r['p50']:>9.0f}{r['p99']:>9.0f}{r['max']:>9.0f}{stages}")
+        stages, cpu = "", ""
+        if "post_p50" in r:
+            stages = f"{r['post_p50']:>8.0f}{r['queued_p50']:>7.0f}{r['running_p50']:>8.0f}"
+            cpu = f"  {r['cpu_web']:>8.1f}{r['cpu_worker']:>7.1f}{r['cpu_db']:>6.1f}{r['cpu_redis']:>6.1f}"
+            cpu += f"{r['cpu_bench']:>6.1f}"
+        print(f"{name:<34}{r['runs_per_s']:>7.1f}{r['p50']:>8.0f}{r['p99']:>8.0f}{r['max']:>8.0f}{stages}{cpu}")
 
     try:
         line("engine alone (ref.)", await reference(url, args.users, per_user))
         with tempfile.TemporaryDirectory(prefix="hireflow-bench-") as tmp:
             for workers, slots in ((1, 20), (1, args.users), (2, args.users)):
                 r = await through_backend(url, workers, slots, args.users, per_user, tmp)
-                line(f"{workers} worker(s) x {slots} slots", r)
+                line(f"burst, {workers} worker(s) x {slots} slots", r)
+            r = await through_backend(url, 1, 20, args.users, per_user, tmp, period_s=args.period_s)
+            line(f"paced {args.period_s:g} s, 1 worker x 20 slots", r)
         print(f"max concurrent executions at the engine: {piston.max_in_flight}")
     finally:
         await fake.close()

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
+import psutil
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -23,6 +25,8 @@ class Stack:
         self._db_on_disk = db_on_disk
         self._extra_env = env
         self.children: list[subprocess.Popen[bytes]] = []
+        self.roles: list[str] = []
+        """What each child is (db, redis, web, worker), in the order of `children`."""
         self.db_url = self.redis_url = ""
         self.env: dict[str, str] = {}
 
@@ -31,6 +35,7 @@ class Stack:
         storage = str(Path(self.tmp) / f"db-{mongo_port}") if self._db_on_disk else ":memory:"
         self.children.append(embedded.start_mongo(port=mongo_port, storage_path=storage))
         self.children.append(embedded.start_redis(port=redis_port, directory=self.tmp))
+        self.roles += ["db", "redis"]
         embedded.wait_for_port(mongo_port, self.children[0])
         embedded.wait_for_port(redis_port, self.children[1])
         self.db_url = f"mongodb://127.0.0.1:{mongo_port}/bench?directConnection=true"
@@ -48,12 +53,26 @@ class Stack:
         }
         return self
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user + system) used so far by each kind of child, its children included."""
+        used: dict[str, float] = {}
+        for role, child in zip(self.roles, self.children, strict=True):
+            try:
+                process = psutil.Process(child.pid)
+                tree = [process, *process.children(recursive=True)]
+                seconds = sum(sum(p.cpu_times()[:2]) for p in tree)
+            except psutil.NoSuchProcess:
+                continue
+            used[role] = used.get(role, 0.0) + seconds
+        return used
+
     def _spawn(self, script: str, env: dict[str, str], log: Path | None) -> subprocess.Popen[bytes]:
         out = log.open("wb") if log is not None else subprocess.DEVNULL
         process = subprocess.Popen(
             [sys.executable, str(ROOT / script)], env=env, cwd=self.tmp, stdout=out, stderr=subprocess.STDOUT
         )
         self.children.append(process)
+        self.roles.append("web" if script == "run_web.py" else "worker")
         return process
 
     def web(self, *, log: Path | None = None) -> tuple[int, subprocess.Popen[bytes]]:

@@ -166,18 +166,13 @@ class RunService:
     async def start(self, run_id: ObjectId) -> Document | None:
         """Claim a queued run for this worker; None when another has it or it has ended. A run whose
         session has ended since it was queued is not executed: it ends `failed`, saying so."""
-        queued = await self._runs.get(run_id)
-        if queued is None or queued["status"] != "queued":
-            return None
-        if not await self._sessions.is_active(queued["session"]):
-            dropped = await self._runs.drop(run_id, SESSION_ENDED)
-            if dropped is not None:
-                await self._release(dropped)
-                await self._announce("run.finished", dropped)
-            return None
         doc = await self._runs.claim(run_id)
-        if doc is not None:
-            await self._announce("run.started", doc)
+        if doc is None:
+            return None
+        if not await self._sessions.is_active(doc["session"]):
+            await self.finish(doc, "failed", {"error": SESSION_ENDED, "startedAt": None})
+            return None
+        await self._announce("run.started", doc)
         return doc
 
     async def finish(self, claimed: Document, status: RunStatus, fields: dict[str, Any]) -> Document | None:

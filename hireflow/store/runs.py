@@ -92,15 +92,6 @@ class RunRepo:
             return_document=ReturnDocument.AFTER,
         )
 
-    async def drop(self, run_id: ObjectId, error: str) -> Document | None:
-        """queued → failed without running (the session ended first); None if it is no longer queued."""
-        now = utcnow()
-        return await self._runs.find_one_and_update(
-            {"_id": run_id, "status": "queued"},
-            {"$set": {"status": "failed", "error": error, "finishedAt": now, "updatedAt": now}},
-            return_document=ReturnDocument.AFTER,
-        )
-
     async def requeue(self, stale: Document) -> Document | None:
         """A stale queued or running run goes back to the queue as its one retry."""
         return await self._runs.find_one_and_update(
