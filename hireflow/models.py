@@ -13,7 +13,16 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Literal, TypeVar, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from hireflow.errors import BadRequest
@@ -54,6 +63,45 @@ class JoinSession(BaseModel):
     inviteCode: str | None = None
 
 
+MAX_CODE_BYTES = 64 * 1024
+MAX_STDIN_BYTES = 16 * 1024
+MAX_LANGUAGE_CHARS = 40
+
+
+def _at_most_bytes(limit: int) -> Callable[[str], str]:
+    """A validator: the string's UTF-8 encoding (lone surrogates counted as JSON sent them) fits `limit`."""
+
+    def check(value: str) -> str:
+        if len(value) > limit // 4 and len(value.encode("utf-8", "surrogatepass")) > limit:
+            raise PydanticCustomError("too_many_bytes", "must be at most {limit} bytes", {"limit": limit})
+        return value
+
+    return check
+
+
+class NewRun(BaseModel):
+    """`POST /api/sessions/{id}/runs`. `language` is a name or alias of `GET /api/runtimes`."""
+
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"examples": [{"language": "python", "code": "print(42)"}]}
+    )
+
+    language: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=MAX_LANGUAGE_CHARS),
+    ] = Field(description="Name or alias")
+    code: Annotated[str, AfterValidator(_at_most_bytes(MAX_CODE_BYTES))] = Field(description="At most 64 KiB (UTF-8)")
+    stdin: str | None = Field(default="", description="At most 16 KiB (UTF-8)")
+    version: Annotated[str, StringConstraints(min_length=1, max_length=MAX_LANGUAGE_CHARS)] | None = Field(
+        default=None, description="Default: the newest the engine has"
+    )
+
+    @field_validator("stdin", mode="after")
+    @classmethod
+    def _stdin_size(cls, value: str | None) -> str:
+        return _at_most_bytes(MAX_STDIN_BYTES)(value or "")
+
+
 # Each failure of NewSession as the message the frontend shows, checked in this order (the first that
 # applies wins, whatever order pydantic reports them in).
 _REQUIRED = "Problem and difficulty are required"
@@ -86,7 +134,41 @@ def _new_session_message(errors: list[ErrorDetails]) -> str:
     return "Invalid request body"
 
 
-_MESSAGES: dict[type[BaseModel], Callable[[list[ErrorDetails]], str]] = {NewSession: _new_session_message}
+_RUN_REQUIRED = "Language and code are required"
+_NEW_RUN_MESSAGES: tuple[tuple[str, str | None, str], ...] = (
+    ("dict_type", None, "Request body must be a JSON object"),
+    ("model_type", None, "Request body must be a JSON object"),
+    ("missing", None, _RUN_REQUIRED),
+    ("string_too_short", "language", _RUN_REQUIRED),
+    ("string_type", "language", f"Language must be a string of at most {MAX_LANGUAGE_CHARS} characters"),
+    ("string_too_long", "language", f"Language must be a string of at most {MAX_LANGUAGE_CHARS} characters"),
+    ("string_type", "code", "Code must be a string"),
+    ("too_many_bytes", "code", "Code must be at most 64 KiB"),
+    ("string_type", "stdin", "Stdin must be a string"),
+    ("too_many_bytes", "stdin", "Stdin must be at most 16 KiB"),
+    ("string_type", "version", f"Version must be a string of at most {MAX_LANGUAGE_CHARS} characters"),
+    ("string_too_short", "version", f"Version must be a string of at most {MAX_LANGUAGE_CHARS} characters"),
+    ("string_too_long", "version", f"Version must be a string of at most {MAX_LANGUAGE_CHARS} characters"),
+)
+
+
+NEW_RUN_MESSAGES = tuple(dict.fromkeys(message for _kind, _field, message in _NEW_RUN_MESSAGES))
+"""Every 400 message of `POST /api/sessions/{id}/runs` body validation (for the API document)."""
+
+
+def _new_run_message(errors: list[ErrorDetails]) -> str:
+    if any(e["loc"][:1] in (("language",), ("code",)) and e["input"] is None for e in errors):
+        return _RUN_REQUIRED  # `null` counts as missing
+    for kind, field, message in _NEW_RUN_MESSAGES:
+        if any(e["type"] == kind and (field is None or e["loc"][:1] == (field,)) for e in errors):
+            return message
+    return "Invalid request body"
+
+
+_MESSAGES: dict[type[BaseModel], Callable[[list[ErrorDetails]], str]] = {
+    NewSession: _new_session_message,
+    NewRun: _new_run_message,
+}
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -168,6 +250,54 @@ class ChatToken(BaseModel):
     userImage: str
 
 
+class RunBy(BaseModel):
+    id: str = Field(alias="_id", pattern=OBJECT_ID)
+    name: str
+
+
+RunStatus = Literal["queued", "running", "succeeded", "failed", "timed_out", "rejected"]
+
+
+class Run(BaseModel):
+    """A code run (without its code and stdin): `queued → running → succeeded | failed | timed_out |
+    rejected`; a run still queued when its session ends goes straight to `failed`."""
+
+    id: str = Field(alias="_id", pattern=OBJECT_ID)
+    session: str = Field(pattern=OBJECT_ID)
+    by: RunBy
+    language: str
+    version: str = Field(description="`*` until the engine picked one")
+    status: RunStatus
+    stdout: str = Field(description="At most 64 KiB")
+    stderr: str = Field(description="At most 64 KiB")
+    truncated: bool = Field(description="stdout or stderr was cut")
+    exitCode: int | None
+    signal: str | None
+    durationMs: int | None
+    error: str | None = Field(description="Why a run failed, timed out or was rejected")
+    createdAt: datetime
+    startedAt: datetime | None
+    finishedAt: datetime | None
+
+
+class OneRun(BaseModel):
+    run: Run
+
+
+class RunList(BaseModel):
+    runs: list[Run] = Field(max_length=20, description="Newest first, at most 20")
+
+
+class Runtime(BaseModel):
+    language: str
+    version: str
+    aliases: list[str]
+
+
+class Runtimes(RootModel[list[Runtime]]):
+    """Languages and versions the engine runs (`[]` without PISTON_URL), cached from Piston's runtimes."""
+
+
 class Health(BaseModel):
     msg: str
 
@@ -179,7 +309,7 @@ class Ready(BaseModel):
     realtime: Literal["ok"]
 
 
-REQUEST_MODELS: tuple[type[BaseModel], ...] = (NewSession, JoinSession)
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (NewSession, JoinSession, NewRun)
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     Error,
     User,
@@ -191,4 +321,8 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     Health,
     Ready,
     PadContent,
+    Run,
+    OneRun,
+    RunList,
+    Runtimes,
 )

@@ -9,7 +9,6 @@ left behind (`retry_or_fail`). Each step is one guarded MongoDB update followed 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -18,6 +17,7 @@ from redis.exceptions import RedisError
 
 from hireflow.cache import Versions
 from hireflow.errors import BadRequest, Forbidden, ServiceUnavailable
+from hireflow.models import NewRun, parse
 from hireflow.piston.runtimes import RuntimeCatalog
 from hireflow.queue import JobQueue
 from hireflow.realtime import protocol
@@ -30,48 +30,9 @@ from hireflow.timeutil import iso
 
 log = logging.getLogger(__name__)
 
-MAX_CODE_BYTES = 64 * 1024
-MAX_STDIN_BYTES = 16 * 1024
-MAX_LANGUAGE_CHARS = 40
-
 RunJson = dict[str, Any]
 
 SESSION_ENDED = "The session ended before this run started"
-
-
-@dataclass(frozen=True)
-class NewRun:
-    language: str
-    version: str | None
-    code: str
-    stdin: str
-
-
-def validate_new_run(body: object) -> NewRun:
-    """`language`, `code`, and the optional `stdin` and `version`; unknown fields are ignored."""
-    if not isinstance(body, dict):
-        raise BadRequest("Request body must be a JSON object")
-    language, code = body.get("language"), body.get("code")
-    stdin, version = body.get("stdin", ""), body.get("version")
-    if isinstance(language, str):
-        language = language.strip().lower()
-    if not language or code is None:
-        raise BadRequest("Language and code are required")
-    if not isinstance(language, str) or len(language) > MAX_LANGUAGE_CHARS:
-        raise BadRequest("Language must be a string of at most 40 characters")
-    if not isinstance(code, str):
-        raise BadRequest("Code must be a string")
-    if len(code.encode("utf-8", "surrogatepass")) > MAX_CODE_BYTES:
-        raise BadRequest("Code must be at most 64 KiB")
-    if stdin is None:
-        stdin = ""
-    if not isinstance(stdin, str):
-        raise BadRequest("Stdin must be a string")
-    if len(stdin.encode("utf-8", "surrogatepass")) > MAX_STDIN_BYTES:
-        raise BadRequest("Stdin must be at most 16 KiB")
-    if version is not None and (not isinstance(version, str) or not version or len(version) > MAX_LANGUAGE_CHARS):
-        raise BadRequest("Version must be a string of at most 40 characters")
-    return NewRun(language=language, version=version, code=code, stdin=stdin)
 
 
 def run_json(doc: Document) -> RunJson:
@@ -122,7 +83,7 @@ class RunService:
         session = await self._member_session(raw_session_id, user, versions, "run code in")
         if session["status"] != "active":
             raise BadRequest("Cannot run code in a completed session")
-        new = validate_new_run(body)
+        new = parse(NewRun, body)
         resolved = self._catalog.resolve(new.language, new.version)
         if resolved is None:
             raise BadRequest(f"Unsupported language: {new.language}")
@@ -138,7 +99,7 @@ class RunService:
                 language=language,
                 version=version,
                 code=new.code,
-                stdin=new.stdin,
+                stdin=new.stdin or "",
             )
         except BaseException:
             await self._limits.forget(**owner)

@@ -15,7 +15,6 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from hireflow import models
-from hireflow.web import openapi_runs
 from hireflow.web.jsonio import json_response
 
 SECURED: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"cookieAuth": []}]
@@ -249,6 +248,41 @@ PATHS: dict[str, Any] = {
             params=[SESSION_ID],
         )
     },
+    # Code runs (README, "Code runs").
+    "/api/sessions/{id}/runs": {
+        "post": _op(
+            "Queue a code run (the session's host or participant; events on `session:<id>`)",
+            (202, models.OneRun, "Queued"),
+            *((400, message, "bad_request") for message in models.NEW_RUN_MESSAGES),
+            (400, "Unsupported language: …", "bad_request"),
+            (400, "Cannot run code in a completed session", "bad_request"),
+            (403, "Only the host and the participant can run code in this session", "forbidden"),
+            SESSION_NOT_FOUND,
+            NOT_JSON,
+            (429, "You already have a run in progress; wait for it to finish", "rate_limited"),
+            (429, "This session already has 2 runs in progress; wait for one to finish", "rate_limited"),
+            (429, "Too many runs: at most 10 per minute; try again in … s", "rate_limited"),
+            (503, "Code execution is not configured", "service_unavailable"),
+            auth=True,
+            body=models.NewRun,
+            params=[SESSION_ID],
+        ),
+        "get": _op(
+            "The session's latest 20 runs, newest first",
+            (200, models.RunList, "Newest first"),
+            (403, "Only the host and the participant can see the runs of this session", "forbidden"),
+            SESSION_NOT_FOUND,
+            auth=True,
+            params=[SESSION_ID],
+        ),
+    },
+    "/api/runtimes": {
+        "get": _op(
+            "Languages and versions the engine runs ([] without PISTON_URL)",
+            (200, models.Runtimes, "Cached from Piston's runtimes"),
+            auth=True,
+        )
+    },
     "/api/ws": {
         "get": _op(
             "WebSocket: lobby and session rooms",
@@ -304,7 +338,6 @@ PATHS: dict[str, Any] = {
 }
 
 
-PATHS.update(openapi_runs.PATHS)  # code runs (issue 16), described in their own module
 
 TAGS = [
     {"name": "sessions", "description": "Interview sessions and the chat token (Clerk session token required)"},
@@ -350,7 +383,7 @@ DOCUMENT: dict[str, Any] = {
     "tags": TAGS,
     "paths": PATHS,
     "components": {
-        "schemas": {**_schemas(), **openapi_runs.SCHEMAS},
+        "schemas": _schemas(),
         "securitySchemes": {
             "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (Clerk session token)"},
             "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "__session"},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hireflow.services.runs import MAX_CODE_BYTES, MAX_STDIN_BYTES
+from hireflow.models import MAX_CODE_BYTES, MAX_STDIN_BYTES
 from hireflow.web.appkeys import RUNS, RUNTIMES
 from hireflow.web.auth import authenticate
 from hireflow.web.jsonio import json_response, read_json
