@@ -17,12 +17,13 @@ Faults: every execution takes `delay_s`; `fail(...)` injects status codes and sl
 from __future__ import annotations
 
 import asyncio
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.faults import Fault, Faults
 
 COMPILED = {"java"}
 
@@ -41,17 +42,6 @@ def default_runtimes() -> list[dict[str, Any]]:
 
 
 @dataclass
-class Fault:
-    method: str
-    path: str
-    """Regular expression matched against the request path."""
-    status: int = 500
-    times: int = 1
-    delay_s: float = 0.0
-    body: bytes = b""
-
-
-@dataclass
 class FakePiston:
     runtimes: list[dict[str, Any]] = field(default_factory=default_runtimes)
     delay_s: float = 0.0
@@ -59,7 +49,7 @@ class FakePiston:
     output_max_size: int | None = None
     """Piston's PISTON_OUTPUT_MAX_SIZE: a stream over it is cut, status OL/EL and SIGKILL. None: no cap."""
     max_timeout_ms: int = 3000
-    faults: list[Fault] = field(default_factory=list)
+    faults: Faults = field(default_factory=Faults)
     executed: list[dict[str, Any]] = field(default_factory=list)
     requests: Counter[str] = field(default_factory=Counter)
     in_flight: int = 0
@@ -68,9 +58,7 @@ class FakePiston:
     """Set when an execution begins (for tests that kill a worker mid-run)."""
 
     def fail(self, method: str, path: str, **kwargs: Any) -> Fault:
-        fault = Fault(method, path, **kwargs)
-        self.faults.append(fault)
-        return fault
+        return self.faults.add(method, path, **kwargs)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=16 * 1024 * 1024)
@@ -84,14 +72,9 @@ class FakePiston:
         self.requests[f"{request.method} {request.path}"] += 1
         if request.method == "POST" and not request.headers.get("Content-Type", "").startswith("application/json"):
             return web.json_response({"message": "requests must be of type application/json"}, status=415)
-        for fault in self.faults:
-            if fault.times > 0 and fault.method == request.method and re.search(fault.path, request.path):
-                fault.times -= 1
-                if fault.delay_s:
-                    await asyncio.sleep(fault.delay_s)
-                if fault.status:
-                    return web.Response(status=fault.status, body=fault.body, content_type="application/json")
-                break
+        fault = await self.faults.hit(request)
+        if fault is not None:
+            return web.Response(status=fault.status, body=fault.body, content_type="application/json")
         return await handler(request)
 
     async def _runtimes(self, _request: web.Request) -> web.Response:

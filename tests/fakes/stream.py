@@ -8,8 +8,6 @@ headers, and delays.
 
 from __future__ import annotations
 
-import asyncio
-import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,16 +16,7 @@ from typing import Any
 import jwt
 from aiohttp import web
 
-
-@dataclass
-class Fault:
-    method: str
-    path: str
-    """Regular expression matched against the request path."""
-    status: int = 500
-    times: int = 1
-    delay_s: float = 0.0
-    headers: dict[str, str] = field(default_factory=dict)
+from tests.fakes.faults import Fault, Faults
 
 
 @dataclass
@@ -42,7 +31,7 @@ class FakeStream:
     deleted_channels: list[str] = field(default_factory=list)
     created: Counter[str] = field(default_factory=Counter)
     """How many times each call/channel cid was created (must stay 1)."""
-    faults: list[Fault] = field(default_factory=list)
+    faults: Faults = field(default_factory=Faults)
     requests: list[tuple[str, str]] = field(default_factory=list)
     request_times: list[tuple[float, str, str]] = field(default_factory=list)
     in_flight: Counter[str] = field(default_factory=Counter)
@@ -50,9 +39,7 @@ class FakeStream:
     """Highest number of concurrent requests seen per call id (1 means never provisioned twice at once)."""
 
     def fail(self, method: str, path: str, **kwargs: Any) -> Fault:
-        fault = Fault(method, path, **kwargs)
-        self.faults.append(fault)
-        return fault
+        return self.faults.add(method, path, **kwargs)
 
     # --- plumbing -------------------------------------------------------------------------------
 
@@ -74,14 +61,9 @@ class FakeStream:
         self.in_flight[call_id] += 1
         self.max_in_flight[call_id] = max(self.max_in_flight[call_id], self.in_flight[call_id])
         try:
-            for fault in self.faults:
-                if fault.times > 0 and fault.method == request.method and re.search(fault.path, request.path):
-                    fault.times -= 1
-                    if fault.delay_s:
-                        await asyncio.sleep(fault.delay_s)
-                    if fault.status:
-                        return self._error(fault.status, 99, "injected fault", fault.headers)
-                    break
+            fault = await self.faults.hit(request)
+            if fault is not None:
+                return self._error(fault.status, 99, "injected fault", fault.headers)
             return await handler(request)
         finally:
             self.in_flight[call_id] -= 1

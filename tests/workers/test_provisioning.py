@@ -123,7 +123,7 @@ async def test_a_permanent_403_marks_the_session_failed(client, factory: Factory
     assert doc["streamDirty"] is False, "a permanent failure is not retried forever"
     resp = await client.get(f"/api/sessions/{session['_id']}", headers=host.headers)
     assert (await resp.json())["session"]["streamStatus"] == "failed"
-    stream.faults.clear()
+    stream.faults.pending.clear()
     assert (await client.post(f"/api/sessions/{session['_id']}/end", headers=host.headers)).status == 200
     await eventually(status_is(mongo, session["_id"], "deleted"))
 
