@@ -64,7 +64,13 @@ NO_CACHE = Versions(None, None)
 
 
 class CacheVersions:
-    """Reads and bumps the Redis version counters."""
+    """Reads and bumps the Redis version counters.
+
+    Every request reads the versions, and under load most of them would each pay a Redis round trip
+    for the same two numbers. So reads are coalesced: the requests that arrive while one MGET is in
+    flight all share the next one, sent as soon as it returns. Each request still gets versions read
+    *after* it arrived, so a write that completed (and bumped) before the request started is always
+    seen: another instance's write and the caller's own are visible on the very next request."""
 
     def __init__(self, redis: Redis, metrics: Metrics | None = None) -> None:
         self._redis = redis
@@ -72,8 +78,47 @@ class CacheVersions:
         self._bump = redis.register_script(_BUMP)
         self._unbumped: set[str] = set()
         """Version keys whose bump failed: this process's writes that other instances cannot see yet."""
+        self._next: asyncio.Future[Versions] | None = None
+        """The read the requests waiting now will share; not sent yet."""
+        self._pump: asyncio.Task[None] | None = None
+        self.round_trips = 0
+        """MGETs sent (tests and benchmarks compare it with the requests served)."""
 
     async def read(self) -> Versions:
+        """The current versions, read from Redis after this call began; NO_CACHE when Redis fails."""
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+        batch = self._next
+        if self._pump is None or self._pump.done():
+            self._pump = asyncio.create_task(self._send_batches())
+        # Shielded: one waiter's cancellation must not cancel the read the others share.
+        return await asyncio.shield(batch)
+
+    async def aclose(self) -> None:
+        """Stop the read in flight (before the Redis client closes)."""
+        if self._pump is not None and not self._pump.done():
+            self._pump.cancel()
+            await asyncio.gather(self._pump, return_exceptions=True)
+
+    async def _send_batches(self) -> None:
+        while self._next is not None:
+            batch, self._next = self._next, None
+            try:
+                versions = await self._read_once()
+            except asyncio.CancelledError:  # shutdown: no waiter may hang
+                batch.cancel()
+                if self._next is not None:
+                    self._next.cancel()
+                    self._next = None
+                raise
+            except Exception as exc:  # not a Redis failure (those read through): each waiter raises it
+                batch.set_exception(exc)
+                batch.exception()  # retrieved: waiters that left must not make it warn
+                continue
+            batch.set_result(versions)
+
+    async def _read_once(self) -> Versions:
+        self.round_trips += 1
         try:
             if self._unbumped:
                 await self.flush()
@@ -111,7 +156,10 @@ class CacheVersions:
 
 
 class LocalCache(Generic[T]):
-    """A bounded LRU map whose entries are valid only under the version they were stored with."""
+    """A bounded LRU map whose entries are valid only under the version they were stored with.
+
+    A value is shared by every request of the process: store immutable values (the session reads
+    keep serialized JSON, services/session_views.py) or hand out copies (users)."""
 
     def __init__(self, *, max_entries: int, max_age_s: float) -> None:
         self._entries: OrderedDict[object, tuple[str, float, T]] = OrderedDict()

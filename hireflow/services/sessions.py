@@ -17,6 +17,7 @@ from hireflow.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRe
 from hireflow.events import EventSink, SessionEvent
 from hireflow.models import NewSession, parse
 from hireflow.services import access
+from hireflow.services.session_views import CachedList, CachedSession
 from hireflow.store.idempotency import IdempotencyRepo
 from hireflow.store.mongo import Document
 from hireflow.store.sessions import Difficulty, SessionRepo, StreamStatus, parse_id
@@ -80,33 +81,40 @@ class SessionService:
         self._users = users
         self._versions = versions
         self._events = events
-        self._lists: LocalCache[list[SessionJson]] = LocalCache(
+        self._lists: LocalCache[CachedList] = LocalCache(
             max_entries=_MAX_CACHED_SESSIONS, max_age_s=cache_max_age_s
         )
-        self._by_id: LocalCache[SessionJson] = LocalCache(max_entries=_MAX_CACHED_SESSIONS, max_age_s=cache_max_age_s)
+        self._by_id: LocalCache[CachedSession] = LocalCache(max_entries=_MAX_CACHED_SESSIONS, max_age_s=cache_max_age_s)
 
     # Reads: served from the local cache while the versions read at the start of the request hold.
 
     async def active(self, versions: Versions) -> list[SessionJson]:
-        async def load() -> list[SessionJson]:
-            return await self._populate(await self._sessions.list_active())
+        return (await self.active_view(versions)).sessions()
+
+    async def active_view(self, versions: Versions) -> CachedList:
+        async def load() -> CachedList:
+            return CachedList(await self._populate(await self._sessions.list_active()))
 
         return await self._lists.get_or_load("active", versions.sessions_view, load)
 
-    async def recent_for(self, user: Document, versions: Versions) -> list[SessionJson]:
-        async def load() -> list[SessionJson]:
-            return await self._populate(await self._sessions.list_completed_for(user["_id"]))
+    async def recent_view(self, user: Document, versions: Versions) -> CachedList:
+        async def load() -> CachedList:
+            return CachedList(await self._populate(await self._sessions.list_completed_for(user["_id"])))
 
         return await self._lists.get_or_load(("recent", user["_id"]), versions.sessions_view, load)
 
     async def get(self, raw_id: str, versions: Versions) -> SessionJson:
+        """The session as every member sees it (a copy the caller may change)."""
+        return (await self.get_view(raw_id, versions)).session()
+
+    async def get_view(self, raw_id: str, versions: Versions) -> CachedSession:
         session_id = _session_id(raw_id)
 
-        async def load() -> SessionJson:
+        async def load() -> CachedSession:
             doc = await self._sessions.get(session_id)
             if doc is None:
                 raise NotFound("Session not found")
-            return (await self._populate([doc]))[0]
+            return CachedSession((await self._populate([doc]))[0])
 
         return await self._by_id.get_or_load(session_id, versions.sessions_view, load)
 

@@ -30,14 +30,14 @@ class UserDirectory:
         """
         cached = self._by_clerk_id.get(clerk_id, versions.users)
         if cached is not None:
-            return cached
+            return dict(cached)  # a copy: the cached one is shared (its values are immutable)
         doc = await self._repo.by_clerk_id(clerk_id)
         if doc is None:
             profile = await self._clerk.fetch_profile(clerk_id)
             if profile is None:
                 raise Unauthorized("user_unknown")
             return await self._repo.insert_if_missing(profile)
-        self._by_clerk_id.put(clerk_id, versions.users, doc)
+        self._by_clerk_id.put(clerk_id, versions.users, dict(doc))
         return doc
 
     async def changed(self) -> None:

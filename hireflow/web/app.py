@@ -89,6 +89,7 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     app[K.VERSIONS] = CacheVersions(redis, app[K.METRICS])
     app[K.QUEUE] = JobQueue(arq, app[K.METRICS])
     yield
+    await app[K.VERSIONS].aclose()
     await conns.aclose()
 
 

@@ -14,6 +14,11 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
+def json_body(body: bytes, status: int = 200) -> web.Response:
+    """A response of JSON already serialized (a cached read's prebuilt body)."""
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
 def error_response(status: int, message: str, code: str) -> web.Response:
     """The one error shape: `{"message": <what the frontend shows>, "code": <what a program tests>}`."""
     return json_response({"message": message, "code": code}, status)

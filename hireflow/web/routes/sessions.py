@@ -8,10 +8,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from hireflow.errors import BadRequest, NotFound
-from hireflow.services.access import can_read, invite_code_from, view_for
+from hireflow.services.access import invite_code_from, view_for
 from hireflow.web.appkeys import QUOTAS, SESSIONS, SETTINGS
 from hireflow.web.auth import authenticate
-from hireflow.web.jsonio import json_response, read_json
+from hireflow.web.jsonio import json_body, json_response, read_json
 
 routes = web.RouteTableDef()
 
@@ -39,24 +39,24 @@ async def create_session(request: web.Request) -> web.Response:
 @routes.get("/api/sessions/active")
 async def active_sessions(request: web.Request) -> web.Response:
     caller = await authenticate(request)
-    sessions = await request.app[SESSIONS].active(caller.versions)
-    return json_response({"sessions": [view_for(s, caller.claims.user_id) for s in sessions]})
+    cached = await request.app[SESSIONS].active_view(caller.versions)
+    return json_body(cached.body_for(caller.claims.user_id))
 
 
 @routes.get("/api/sessions/my-recent")
 async def my_recent_sessions(request: web.Request) -> web.Response:
     caller = await authenticate(request)
-    sessions = await request.app[SESSIONS].recent_for(caller.user, caller.versions)
-    return json_response({"sessions": [view_for(s, caller.claims.user_id) for s in sessions]})
+    cached = await request.app[SESSIONS].recent_view(caller.user, caller.versions)
+    return json_body(cached.body_for(caller.claims.user_id))
 
 
 @routes.get("/api/sessions/{id}")
 async def get_session(request: web.Request) -> web.Response:
     caller = await authenticate(request)
-    session = await request.app[SESSIONS].get(request.match_info["id"], caller.versions)
-    if not can_read(session, caller.claims.user_id, invite_code_from(request.query)):
+    cached = await request.app[SESSIONS].get_view(request.match_info["id"], caller.versions)
+    if not cached.readable_by(caller.claims.user_id, invite_code_from(request.query)):
         raise NotFound("Session not found")
-    return json_response({"session": view_for(session, caller.claims.user_id)})
+    return json_body(cached.body_for(caller.claims.user_id))
 
 
 @routes.post("/api/sessions/{id}/join")
