@@ -8,15 +8,18 @@ jobs it enqueues, through a context variable; secrets and tokens are never put i
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import itertools
 import json
 import logging
+import os
 import re
+import secrets
 import sys
 import time
-import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TextIO
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -29,11 +32,30 @@ _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
+class _RequestIds:
+    """Fresh request ids: a random per-process prefix (drawn again in a forked child) and a counter,
+    unique like a uuid4 but without reading the system's random source on every request."""
+
+    def __init__(self) -> None:
+        self.reseed()
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        self._prefix = secrets.token_hex(8)
+        self._counter = itertools.count(1)
+
+    def new(self) -> str:
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
+_request_ids = _RequestIds()
+
+
 def request_id_from(header: str | None) -> str:
-    """The client's request id when it is a sane token, else a fresh one."""
+    """The client's request id when it is a sane token, else a fresh one (32 hex characters)."""
     if header and _VALID_REQUEST_ID.match(header):
         return header
-    return uuid.uuid4().hex
+    return _request_ids.new()
 
 
 class Metrics:
@@ -154,12 +176,60 @@ class DevFormatter(logging.Formatter):
         return f"{head}  {tail.strip()}{newline}{rest}"
 
 
+class LogStream:
+    """Writes already formatted lines to a JSON handler's stream, under that handler's lock."""
+
+    def __init__(self, handler: logging.StreamHandler[TextIO]) -> None:
+        self._handler = handler
+
+    def write_lines(self, lines: list[bytes]) -> None:
+        stream = self._handler.stream
+        with self._handler.lock or contextlib.nullcontext():
+            try:
+                raw = getattr(stream, "buffer", None)
+                if raw is not None:
+                    stream.flush()  # whatever the text layer holds goes first
+                    raw.write(b"".join(lines))
+                    raw.flush()
+                else:
+                    stream.write(b"".join(lines).decode())
+                    stream.flush()
+            except (OSError, ValueError):  # a closed or broken stream: logging itself would not raise either
+                pass
+
+
+class JsonStreamHandler(logging.StreamHandler[TextIO]):
+    """The JSON log handler `configure_logging` installs; the request log may write to it directly."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self.setFormatter(JsonFormatter())
+        self.lines = LogStream(self)
+
+
+def direct_json_stream(logger: logging.Logger) -> LogStream | None:
+    """The stream a hot-path logger may write preformatted JSON lines to: only when the line would
+    reach nothing but the JSON handler of `configure_logging` (else None: log through `logging`)."""
+    if not logger.isEnabledFor(logging.INFO):
+        return None
+    node: logging.Logger | None = logger
+    while node is not None and node is not logging.root:
+        if node.handlers or node.filters or not node.propagate:
+            return None
+        node = node.parent
+    handlers = logging.root.handlers
+    if len(handlers) != 1 or not isinstance(handlers[0], JsonStreamHandler):
+        return None
+    return handlers[0].lines
+
+
 def configure_logging(node_env: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler: logging.Handler
     if node_env == "development":
+        handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(DevFormatter())
     else:
-        handler.setFormatter(JsonFormatter())
+        handler = JsonStreamHandler(sys.stderr)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)

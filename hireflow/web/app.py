@@ -43,6 +43,7 @@ from hireflow.stream.clients import chat_client
 from hireflow.waiting import DependencyTimeout, wait_for
 from hireflow.web import appkeys as K
 from hireflow.web import docs, guards, openapi, redact
+from hireflow.web.access_log import AccessLog
 from hireflow.web.middleware import cors, errors, observe
 from hireflow.web.origins import OriginPolicy
 from hireflow.web.routes import chat, clerk_sync, frontend, health, pad, runs, sessions, ws
@@ -197,14 +198,14 @@ def server_options(settings: Settings) -> dict[str, Any]:
 def create_app(settings: Settings) -> web.Application:
     redact.install()  # the pad WebSocket takes its token in the query string
     metrics = Metrics()
+    access = AccessLog()
     origins = OriginPolicy.from_settings(settings)
     app = web.Application(
         middlewares=[
-            observe(metrics),
+            observe(metrics, access),
             errors(metrics),
             cors(origins),
-            guards.bad_paths(),
-            guards.csrf(origins),
+            guards.guards(origins),
         ],
         client_max_size=settings.max_body_bytes,
     )
@@ -213,6 +214,11 @@ def create_app(settings: Settings) -> web.Application:
     app[K.ORIGINS] = origins
     app.cleanup_ctx.extend([_mongo, _redis, _quotas, _integrations, pads_ctx, _services, _runs, _metrics])
     app.on_shutdown.extend([_close_websockets, close_pad_sockets])
+
+    async def flush_access_log(_app: web.Application) -> None:
+        access.flush()
+
+    app.on_cleanup.append(flush_access_log)
     app.add_routes(health.routes)
     app.add_routes(chat.routes)
     app.add_routes(sessions.routes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -13,12 +14,12 @@ from redis.exceptions import RedisError
 
 from hireflow.errors import HireFlowError
 from hireflow.observability import REQUEST_ID, Metrics, request_id_from
+from hireflow.web.access_log import AccessLog
 from hireflow.web.appkeys import USER_ID
 from hireflow.web.jsonio import error_response
 from hireflow.web.origins import OriginPolicy
 
 log = logging.getLogger(__name__)
-access_log = logging.getLogger("hireflow.access")
 
 # aiohttp's own HTTP exceptions (no route, wrong method, body over client_max_size…) as (message, code).
 _HTTP_ERRORS = {
@@ -37,8 +38,10 @@ RETRY_AFTER_S = 2
 _RETRIED_METHODS = frozenset({"GET", "HEAD"})
 
 
-def observe(metrics: Metrics) -> web.middleware:  # type: ignore[valid-type]
+def observe(metrics: Metrics, access: AccessLog) -> web.middleware:  # type: ignore[valid-type]
     """Outermost: give the request its id, then count, time and log it (one line, no secrets)."""
+    observed: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+    """The metric series of each (method, route, status), looked up once (bounded: route templates)."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -55,23 +58,15 @@ def observe(metrics: Metrics) -> web.middleware:  # type: ignore[valid-type]
         finally:
             duration_s = time.perf_counter() - started
             route = _route(request)
-            metrics.http_requests.labels(request.method, route, str(status)).inc()
-            metrics.http_latency.labels(request.method, route).observe(duration_s)
-            access_log.info(
-                "%s %s %s %.1fms",
-                request.method,
-                route,
-                status,
-                duration_s * 1000,
-                extra={
-                    "method": request.method,
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(duration_s * 1000, 2),
-                    "user_id": request.get(USER_ID),
-                    "request_id": request_id,
-                },
-            )
+            series = observed.get((request.method, route, status))
+            if series is None:
+                series = observed[(request.method, route, status)] = (
+                    metrics.http_requests.labels(request.method, route, str(status)),
+                    metrics.http_latency.labels(request.method, route),
+                )
+            series[0].inc()
+            series[1].observe(duration_s)
+            access.line(request.method, route, status, duration_s, request.get(USER_ID), request_id)
             REQUEST_ID.reset(token)
 
     return middleware

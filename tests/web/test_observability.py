@@ -130,3 +130,35 @@ async def test_no_secret_or_token_is_ever_logged(client, factory: Factory, setti
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_the_request_log_writes_json_lines_directly_when_only_the_json_stream_listens(client, factory: Factory):
+    """Production logging: the request line skips `logging` (no LogRecord) but says what JsonFormatter
+    would; lines of one loop iteration are written together."""
+    import asyncio
+    import io
+
+    from hireflow.observability import JsonStreamHandler
+
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    root = logging.getLogger()
+    saved, saved_level = root.handlers[:], root.level
+    root.handlers[:] = [JsonStreamHandler(out)]
+    root.setLevel(logging.INFO)
+    try:
+        user = await factory.user()
+        for _ in range(3):
+            resp = await client.get("/api/sessions/active", headers={**user.headers, "X-Request-ID": "rid-1"})
+            assert resp.status == 200
+        await asyncio.sleep(0.05)
+    finally:
+        root.handlers[:], root.level = saved, saved_level
+    out.flush()
+    lines = [json.loads(line) for line in out.buffer.getvalue().decode().splitlines()]  # type: ignore[attr-defined]
+    access = [line for line in lines if line["logger"] == "hireflow.access"]
+    assert len(access) == 3
+    line = access[0]
+    assert line["route"] == "/api/sessions/active" and line["status"] == 200 and line["request_id"] == "rid-1"
+    assert line["message"].startswith("GET /api/sessions/active 200 ") and line["level"] == "info"
+    assert line["user_id"] == user.doc["clerkId"] and line["time"].endswith("Z")
+    assert isinstance(line["duration_ms"], float)
