@@ -146,6 +146,9 @@ async def main() -> None:
     parser.add_argument("--client", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python")
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="WEB_CONCURRENCY (both servers)")
     parser.add_argument("--routes", default="", help="comma-separated labels to run (default: all)")
+    parser.add_argument(
+        "--baseline", default="", help="also measure this git commit's code (e.g. HEAD~5) in the same run"
+    )
     args = parser.parse_args()
 
     async def load(url: str, token: str, method: str, body: str | None) -> dict[str, float]:
@@ -168,6 +171,14 @@ async def main() -> None:
         Stack(tmp, db_on_disk=True, **production) as stack,
     ):
         web_port, _web = stack.web(log=Path(tmp) / "web.log")
+        baseline_port = 0
+        if args.baseline:
+            checkout = Path(tmp) / "baseline"
+            checkout.mkdir()
+            git = ["git", "-C", str(ROOT), "archive", args.baseline]
+            archive = subprocess.run(git, capture_output=True, check=True)
+            subprocess.run(["tar", "-x", "-C", str(checkout)], input=archive.stdout, check=True)
+            baseline_port, _baseline = stack.web(log=Path(tmp) / "baseline.log", root=checkout)
         one = await seed(stack.db_url, "bench", clerk_id)
         token = stack.key.mint(clerk_id, ttl_s=3600)
         base = f"http://127.0.0.1:{web_port}"
@@ -200,22 +211,39 @@ async def main() -> None:
             f"{args.seconds} s per line, {os.cpu_count()} cores, {args.processes} process(es) per server, "
             f"load average {os.getloadavg()[0]:.2f}; raw aiohttp serves the /active body ({len(body)} bytes)"
         )
-        print(f"{'route':<30}{'req/s':>9}{'ratio':>8}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}   target")
-        print(f"{'raw aiohttp (reference)':<30}{reference['rps']:>9.0f}{1:>8.2f}{reference['p50']:>9.2f}"
-              f"{reference['p99']:>9.2f}{reference['errors']:>9.0f}")
+        print("CPU ms per request of the web processes, SecantusDB and Redis, from their CPU time during the line")
+        print(
+            f"{'route':<38}{'req/s':>8}{'ratio':>7}{'p50 ms':>8}{'p99 ms':>8}{'non-2xx':>8}"
+            f"{'web':>6}{'db':>6}{'redis':>6}   target"
+        )
+        print(
+            f"{'raw aiohttp (reference)':<38}{reference['rps']:>8.0f}{1:>7.2f}{reference['p50']:>8.2f}"
+            f"{reference['p99']:>8.2f}{reference['errors']:>8.0f}"
+        )
+        servers = [("", base)]
+        if baseline_port:
+            servers.append((f"{args.baseline}: ", f"http://127.0.0.1:{baseline_port}"))
         for label, method, path, body_text, min_ratio, max_p99 in routes:
             if wanted and label not in wanted:
                 continue
-            r = await load(base + path, token, method, body_text)
-            ratio = r["rps"] / reference["rps"]
-            target = ""
-            if min_ratio is not None and max_p99 is not None:
-                ok = ratio >= min_ratio and r["p99"] <= max_p99 and r["errors"] == 0
-                target = f">= {min_ratio:.0%} of raw, p99 <= {max_p99:.0f} ms: {'ok' if ok else 'MISSED'}"
-            print(
-                f"{label:<30}{r['rps']:>9.0f}{ratio:>8.2f}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['errors']:>9.0f}"
-                f"   {target}"
-            )
+            for prefix, server in servers:
+                before = stack.cpu_seconds()
+                r = await load(server + path, token, method, body_text)
+                after = stack.cpu_seconds()
+                served = r["rps"] * args.seconds
+                cpu = "".join(
+                    f"{(after.get(role, 0.0) - before.get(role, 0.0)) * 1000 / served:>6.2f}"
+                    for role in ("web", "db", "redis")
+                )
+                ratio = r["rps"] / reference["rps"]
+                target = ""
+                if min_ratio is not None and max_p99 is not None and not prefix:
+                    ok = ratio >= min_ratio and r["p99"] <= max_p99 and r["errors"] == 0
+                    target = f">= {min_ratio:.0%} of raw, p99 <= {max_p99:.0f} ms: {'ok' if ok else 'MISSED'}"
+                print(
+                    f"{prefix + label:<38}{r['rps']:>8.0f}{ratio:>7.2f}{r['p50']:>8.2f}{r['p99']:>8.2f}"
+                    f"{r['errors']:>8.0f}{cpu}   {target}"
+                )
 
 
 if __name__ == "__main__":

@@ -66,19 +66,22 @@ class Stack:
             used[role] = used.get(role, 0.0) + seconds
         return used
 
-    def _spawn(self, script: str, env: dict[str, str], log: Path | None) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, script: str, env: dict[str, str], log: Path | None, root: Path = ROOT
+    ) -> subprocess.Popen[bytes]:
         out = log.open("wb") if log is not None else subprocess.DEVNULL
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / script)], env=env, cwd=self.tmp, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, str(root / script)], env=env, cwd=self.tmp, stdout=out, stderr=subprocess.STDOUT
         )
         self.children.append(process)
         self.roles.append("web" if script == "run_web.py" else "worker")
         return process
 
-    def web(self, *, log: Path | None = None) -> tuple[int, subprocess.Popen[bytes]]:
-        """Start a web process; its port and process once it listens."""
+    def web(self, *, log: Path | None = None, root: Path = ROOT) -> tuple[int, subprocess.Popen[bytes]]:
+        """Start a web process (of the checkout at `root`: another commit's code can be measured in the
+        same run, its `run_web.py` imports its own `hireflow`); its port and process once it listens."""
         port = embedded.free_port()
-        process = self._spawn("run_web.py", {**self.env, "PORT": str(port)}, log)
+        process = self._spawn("run_web.py", {**self.env, "PORT": str(port)}, log, root)
         embedded.wait_for_port(port, process)
         return port, process
 

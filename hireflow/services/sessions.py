@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 from bson import ObjectId
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import DuplicateKeyError
 
 from hireflow import keys
 from hireflow.cache import CacheVersions, LocalCache, Versions
@@ -17,6 +17,7 @@ from hireflow.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRe
 from hireflow.events import EventSink, SessionEvent
 from hireflow.models import NewSession, parse
 from hireflow.services import access
+from hireflow.services.outbox import OutboxClearer
 from hireflow.services.session_views import CachedList, CachedSession
 from hireflow.store.idempotency import IdempotencyRepo
 from hireflow.store.mongo import Document
@@ -75,6 +76,7 @@ class SessionService:
     ) -> None:
         self._max_active_hosted = max_active_hosted
         self._sessions = sessions
+        self._outbox = OutboxClearer(sessions)
         self._idempotency = idempotency
         # Without Stream no worker will ever provision the session: say so from its first response.
         self._initial_stream_status: StreamStatus = "pending" if stream_enabled else "disabled"
@@ -257,11 +259,12 @@ class SessionService:
             ev=doc.get("ev", 0),
         )
         if await self._events.publish(event) and "outbox" in doc:
-            try:
-                await self._sessions.mark_announced(doc["_id"], doc["ev"])
-            except PyMongoError as exc:  # the change stands and was published; the reconciler repeats it
-                log.warning("session %s: outbox not cleared: %r", doc["_id"], exc)
+            self._outbox.announced(doc["_id"], doc["ev"])
         return view
+
+    async def aclose(self) -> None:
+        """Finish what is pending (the outbox clears of announced changes)."""
+        await self._outbox.aclose()
 
     async def _populate(self, docs: list[Document], known: dict[ObjectId, Document] | None = None) -> list[SessionJson]:
         """Session JSON for each document, loading the users not already at hand in one query."""

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from bson import ObjectId
 from bson.errors import InvalidId
-from pymongo import DESCENDING, ReadPreference, ReturnDocument, WriteConcern
+from pymongo import DESCENDING, ReadPreference, ReturnDocument, UpdateOne, WriteConcern
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hireflow.events import EventKind
@@ -210,6 +210,20 @@ class SessionRepo:
         """Clear the outbox of change `ev` and remember that it went out; a newer change keeps its outbox."""
         await self._sessions.update_one(
             {"_id": session_id, "ev": ev}, {"$unset": {"outbox": ""}, "$set": {"announcedEv": ev}}
+        )
+
+    async def mark_announced_many(self, changes: dict[ObjectId, int]) -> None:
+        """`mark_announced` for many sessions in one round trip (one bulk write)."""
+        if len(changes) == 1:
+            [(session_id, ev)] = changes.items()
+            await self.mark_announced(session_id, ev)
+            return
+        await self._sessions.bulk_write(
+            [
+                UpdateOne({"_id": session_id, "ev": ev}, {"$unset": {"outbox": ""}, "$set": {"announcedEv": ev}})
+                for session_id, ev in changes.items()
+            ],
+            ordered=False,
         )
 
     async def unannounced(self, older_than: datetime, limit: int = 500) -> list[Document]:

@@ -153,6 +153,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
     await asyncio.gather(listening, repairing, renewing, return_exceptions=True)
     hub.close()
+    await app[K.SESSIONS].aclose()
     log.info("realtime hub stats: %s", hub.stats)
 
 

@@ -27,7 +27,7 @@ from hireflow.store.sessions import SessionRepo
 from hireflow.store.users import UserRepo
 from hireflow.stream.gateway import StreamGateway
 from hireflow.waiting import wait_for
-from hireflow.workers.deps import WorkerDeps
+from hireflow.workers.deps import WorkerDeps, deps
 from hireflow.workers.instrument import instrumented
 from hireflow.workers.jobs.runs import execute_run
 from hireflow.workers.jobs.sessions import sync_session
@@ -112,6 +112,8 @@ def create_worker(settings: Settings, **overrides: Any) -> ResilientWorker:
         consumer: RunConsumer | None = ctx.get("runs_consumer")
         if consumer is not None:
             await consumer.stop()
+        if "deps" in ctx:
+            await deps(ctx).service.aclose()
         repairing: asyncio.Task[None] | None = ctx.get("repairing")
         if repairing is not None:
             repairing.cancel()

@@ -129,3 +129,20 @@ async def test_an_unannounced_end_still_reaches_the_lobby(client, factory: Facto
     await worker()
     event = await watcher.recv_type("event", timeout_s=15)
     assert (event["event"], event["session"]["_id"]) == ("session.ended", created["_id"])
+
+
+async def test_announced_changes_have_their_outboxes_cleared_together(infra, db_name, fake_clerk, factory, mongo):
+    """The clears go out in bulk after the answers; closing the app writes what is still pending."""
+    import asyncio
+
+    app_client = await serve(create_app(make_settings(infra, db_name, *fake_clerk, quotas_enabled=False)))
+    try:
+        hosts = [await factory.user(f"h{i}") for i in range(12)]
+        answers = await asyncio.gather(
+            *(app_client.post("/api/sessions", json=BODY, headers=host.headers) for host in hosts)
+        )
+        assert all(a.status == 201 for a in answers)
+    finally:
+        await app_client.close()  # no wait: the app's shutdown flushes the pending clears
+    assert await mongo.sessions.count_documents({"outbox": {"$exists": True}}) == 0
+    assert await mongo.sessions.count_documents({"announcedEv": 1}) == 12
