@@ -11,6 +11,7 @@ stops them all and exits non-zero, for its own supervisor to act on).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
@@ -72,6 +73,10 @@ async def _serve(app: web.Application, settings: Settings, *, reuse_port: bool) 
     # hireflow.access logs one line per request (web/middleware.py), so aiohttp's access log is off.
     runner = Runner(app, access_log=None, shutdown_timeout=10, **server_options(settings))
     await runner.setup()
+    # Everything start-up allocated lives as long as the process: out of the collector's way, so its
+    # full collections (pauses on the request path) walk only what requests allocate.
+    gc.collect()
+    gc.freeze()
     try:
         host, port = settings.listen_host, settings.port
         await web.TCPSite(runner, host, port, backlog=2048, reuse_port=reuse_port).start()
