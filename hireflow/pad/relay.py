@@ -7,17 +7,15 @@ gap, or whose subscription reconnects, reloads the pad from MongoDB (see rooms.p
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from hireflow import keys
+from hireflow.pubsub import ReconnectHandler, Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +48,18 @@ class RelayMessage:
 
 
 MessageHandler = Callable[[RelayMessage], Awaitable[None]]
-ReconnectHandler = Callable[[], Awaitable[None]]
 
 
 class Relay:
-    """Publishes pad messages and runs the process's one subscription to them."""
-
-    RECONNECT_DELAY_S = 0.5
+    """Publishes pad messages and runs the process's one subscription to them (hireflow/pubsub.py)."""
 
     def __init__(self, redis: Redis, *, heartbeat_s: float) -> None:
         self._redis = redis  # a bytes (non-decoding) client
-        self._heartbeat_s = heartbeat_s
-        self.connected = False
-        self._up = asyncio.Event()
+        self._subscriber = Subscriber(redis, (keys.PAD_RELAY,), heartbeat_s=heartbeat_s, name="pad relay")
+
+    @property
+    def connected(self) -> bool:
+        return self._subscriber.connected
 
     async def publish(self, messages: list[RelayMessage]) -> None:
         """One round trip for every message; raises RedisError when Redis is unreachable."""
@@ -72,58 +69,17 @@ class Relay:
             await pipe.execute()
 
     async def wait_connected(self, timeout_s: float) -> bool:
-        try:
-            async with asyncio.timeout(timeout_s):
-                await self._up.wait()
-        except TimeoutError:
-            return False
-        return True
+        return await self._subscriber.wait_connected(timeout_s)
 
     async def run(self, on_message: MessageHandler, on_reconnect: ReconnectHandler) -> None:
         """Listen forever; after every reconnect (not the first connect) call `on_reconnect`."""
-        first = True
-        while True:
-            try:
-                await self._session(on_message, None if first else on_reconnect)
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError, TimeoutError) as exc:
-                if self.connected:
-                    log.warning("pad relay connection lost: %r", exc)
-            except Exception:
-                log.exception("pad relay listener failed")
-            self.connected = False
-            first = False
-            await asyncio.sleep(self.RECONNECT_DELAY_S)
 
-    async def _session(self, on_message: MessageHandler, on_reconnect: ReconnectHandler | None) -> None:
-        pubsub = self._redis.pubsub()
-        try:
-            await pubsub.subscribe(keys.PAD_RELAY)
-            self.connected = True
-            self._up.set()
-            if on_reconnect is not None:
-                log.info("pad relay reconnected; repairing open pads from MongoDB")
-                await on_reconnect()
-            last_heard = time.monotonic()
-            next_ping = last_heard + self._heartbeat_s
-            while True:
-                message = await pubsub.get_message(timeout=min(self._heartbeat_s, 1.0))
-                now = time.monotonic()
-                if message is not None:
-                    last_heard = now
-                    if message["type"] in (b"message", "message"):
-                        try:
-                            decoded = RelayMessage.decode(message["data"])
-                        except ValueError:
-                            log.warning("pad relay: ignoring a malformed message")
-                        else:
-                            await on_message(decoded)
-                if now >= next_ping:
-                    await pubsub.ping()
-                    next_ping = now + self._heartbeat_s
-                if now - last_heard > 2 * self._heartbeat_s:
-                    raise TimeoutError("no answer on the pad relay connection")
-        finally:
-            self.connected = False
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+        async def on_data(_channel: str, data: bytes) -> None:
+            try:
+                decoded = RelayMessage.decode(data)
+            except ValueError:
+                log.warning("pad relay: ignoring a malformed message")
+                return
+            await on_message(decoded)
+
+        await self._subscriber.run(on_data, on_reconnect)

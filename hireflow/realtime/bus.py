@@ -16,7 +16,6 @@ the retained logs.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 import time
@@ -25,9 +24,9 @@ from dataclasses import dataclass
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from hireflow import keys, replies
+from hireflow.pubsub import ReconnectHandler, Subscriber
 from hireflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -198,74 +197,28 @@ class Bus:
 
 EventHandler = Callable[[BusEvent], Awaitable[None]]
 ControlHandler = Callable[[bytes], Awaitable[None]]
-ReconnectHandler = Callable[[], Awaitable[None]]
 
 
 class Listener:
-    """The process's one pub/sub subscription, kept alive with pings and reconnected when it dies."""
-
-    RECONNECT_DELAY_S = 0.5
+    """The process's one subscription to the bus (events and control messages), kept alive by
+    hireflow/pubsub.py."""
 
     def __init__(self, redis: Redis, *, heartbeat_s: float) -> None:
-        self._redis = redis
-        self._heartbeat_s = heartbeat_s
-        self.connected = False
-        self._up = asyncio.Event()
+        channels = (keys.RT_EVENTS, keys.RT_CONTROL)
+        self._subscriber = Subscriber(redis, channels, heartbeat_s=heartbeat_s, name="realtime bus")
+
+    @property
+    def connected(self) -> bool:
+        return self._subscriber.connected
 
     async def wait_connected(self, timeout_s: float) -> bool:
-        try:
-            async with asyncio.timeout(timeout_s):
-                await self._up.wait()
-        except TimeoutError:
-            return False
-        return True
+        return await self._subscriber.wait_connected(timeout_s)
 
     async def run(self, on_event: EventHandler, on_control: ControlHandler, on_reconnect: ReconnectHandler) -> None:
-        first = True
-        while True:
-            try:
-                await self._session(on_event, on_control, None if first else on_reconnect)
-            except asyncio.CancelledError:
-                self.connected = False
-                raise
-            except (RedisError, OSError, TimeoutError) as exc:
-                if self.connected:
-                    log.warning("realtime bus connection lost: %r", exc)
-            except Exception:
-                log.exception("realtime bus listener failed")
-            self.connected = False
-            first = False
-            await asyncio.sleep(self.RECONNECT_DELAY_S)
+        async def on_message(channel: str, data: bytes) -> None:
+            if channel == keys.RT_EVENTS:
+                await on_event(parse_message(data))
+            elif channel == keys.RT_CONTROL:
+                await on_control(data)
 
-    async def _session(
-        self, on_event: EventHandler, on_control: ControlHandler, on_reconnect: ReconnectHandler | None
-    ) -> None:
-        pubsub = self._redis.pubsub()
-        try:
-            await pubsub.subscribe(keys.RT_EVENTS, keys.RT_CONTROL)
-            self.connected = True
-            self._up.set()
-            if on_reconnect is not None:
-                log.info("realtime bus reconnected; repairing subscriptions")
-                await on_reconnect()
-            last_heard = time.monotonic()
-            next_ping = last_heard + self._heartbeat_s
-            while True:
-                message = await pubsub.get_message(timeout=min(self._heartbeat_s, 1.0))
-                now = time.monotonic()
-                if message is not None:
-                    last_heard = now
-                    kind, channel = message["type"], replies.text(message["channel"])
-                    if kind in ("message", b"message"):
-                        if channel == keys.RT_EVENTS:
-                            await on_event(parse_message(message["data"]))
-                        elif channel == keys.RT_CONTROL:
-                            await on_control(replies.data(message["data"]))
-                if now >= next_ping:
-                    await pubsub.ping()
-                    next_ping = now + self._heartbeat_s
-                if now - last_heard > 2 * self._heartbeat_s:
-                    raise TimeoutError("no answer on the pub/sub connection")
-        finally:
-            self.connected = False
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await self._subscriber.run(on_message, on_reconnect)
