@@ -129,7 +129,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         max_active_hosted=settings.quota_active_sessions if settings.quotas_enabled else None,
     )
     listener = Listener(app[K.REDIS], heartbeat_s=settings.rt_bus_heartbeat_s)
-    hub = app[K.HUB] = Hub(bus, listener, app[K.SESSIONS], app[K.VERSIONS], burst_threads=settings.ws_burst_threads)
+    hub = app[K.HUB] = Hub(bus, listener, app[K.SESSIONS], app[K.VERSIONS])
     app[K.METRICS].registry.register(HubCollector(hub))
     app[K.USER_SYNC] = UserSync(users, app[K.USERS], app[K.SESSIONS], session_repo, app[K.QUEUE], hub.disconnect_user)
     pads = app[K.PADS]
@@ -150,7 +150,6 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     for task in (listening, repairing, renewing):
         task.cancel()
     await asyncio.gather(listening, repairing, renewing, return_exceptions=True)
-    hub.close()
     log.info("realtime hub stats: %s", hub.stats)
 
 

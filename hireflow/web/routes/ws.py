@@ -96,8 +96,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         await ws.close(code=protocol.CLOSE_POLICY, message=b"too many connections")
         return ws
     conn = Connection(
-        request,
         ws,
+        request.transport,
         hub,
         user_id=user_id,
         expires_at=expires_at,
@@ -105,7 +105,6 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         send_timeout_s=settings.ws_send_timeout_s,
     )
     hub.attach(conn)
-    conn.start()
     conn.send(protocol.frame({"type": "ready", "userId": user_id}))
     expiry = _ExpiryTimer(conn, settings.ws_token_grace_s)
     try:
