@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +67,11 @@ class Hub:
 
     def user_connections(self) -> list[tuple[str, Connection]]:
         return [(user_id, conn) for user_id, conns in self._by_user.items() for conn in conns]
+
+    def connections(self) -> Iterator[Connection]:
+        """Every connection of this process (do not attach or detach while iterating)."""
+        for conns in self._by_user.values():
+            yield from conns
 
     def attach(self, conn: Connection) -> None:
         self._by_user[conn.user_id].add(conn)
