@@ -243,7 +243,8 @@ def total_stat(pids: list[int]) -> tuple[int, float]:
 async def run(n: int, tmp: str, args: argparse.Namespace) -> dict[str, Any]:
     log_a = Path(tmp) / f"web-a-{n}.log"
     with Stack(tmp, server_root=Path(args.server_root)) as stack:
-        port_a, server = stack.web(log=log_a, WEB_CONCURRENCY=str(args.processes))
+        # The raw clients never answer pings: no heartbeat close during a slow run (browsers answer them).
+        port_a, server = stack.web(log=log_a, WEB_CONCURRENCY=str(args.processes), WS_HEARTBEAT_S="3600")
         port_b, _b = stack.web(WEB_CONCURRENCY="1")
         key, env = stack.key, stack.env
         from pymongo import AsyncMongoClient
@@ -289,7 +290,7 @@ async def run(n: int, tmp: str, args: argparse.Namespace) -> dict[str, Any]:
                     headers={"Authorization": f"Bearer {token}"},
                 ) as resp:
                     assert resp.status == 201, await resp.text()
-                await asyncio.sleep(max(0.0, started + (i + 1) / RATE - time.perf_counter()))
+                await asyncio.sleep(max(0.0, started + (i + 1) / args.rate - time.perf_counter()))
         latencies: list[float] = []
         finished = 0
         client_cpu = 0.0
@@ -385,6 +386,12 @@ async def main() -> None:
     parser.add_argument(
         "--processes", type=int, default=2, help="WEB_CONCURRENCY of the server under test (40,000 needs 3 here)"
     )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=RATE,
+        help="lobby events per second (10/s to 10,000 sockets saturates a 2-core box: a throughput test)",
+    )
     parser.add_argument("--per-client", type=int, default=10_000, help="sockets per client process at most")
     parser.add_argument("--server-root", default=str(ROOT), help="checkout whose run_web.py serves (default: this)")
     parser.add_argument("--rooms", type=int, default=50, help="session topics in the room phase (0: skip)")
@@ -400,7 +407,7 @@ async def main() -> None:
     print(
         f"{time.strftime('%Y-%m-%d %H:%M %Z')}, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
         f"server {args.server_root} (git {git_head(args.server_root)}), WEB_CONCURRENCY={args.processes}\n"
-        f"{EVENTS} lobby events at {RATE:.0f}/s through instance B, subscribers on instance A, "
+        f"{EVENTS} lobby events at {args.rate:g}/s through instance B, subscribers on instance A, "
         f"{os.cpu_count()} cores shared by server, clients and DB; client nap {args.client_nap_us} us; "
         f"clients: {'bench/wsclient.c' if c_compiler() else 'Python (no C compiler)'}"
     )
