@@ -19,8 +19,11 @@ from tests.fakes.clerk import SigningKey
 
 
 class Stack:
-    def __init__(self, tmp: str, *, db_on_disk: bool = False, **env: str) -> None:
+    def __init__(self, tmp: str, *, db_on_disk: bool = False, server_root: Path = ROOT, **env: str) -> None:
+        """`server_root`: the checkout whose `run_web.py`/`run_worker.py` run (another one, e.g. main before a
+        change, to compare both in one sitting)."""
         self.tmp = tmp
+        self.server_root = server_root
         self.key = SigningKey.generate()
         self._db_on_disk = db_on_disk
         self._extra_env = env
@@ -67,21 +70,28 @@ class Stack:
         return used
 
     def _spawn(
-        self, script: str, env: dict[str, str], log: Path | None, root: Path = ROOT
+        self, script: str, env: dict[str, str], log: Path | None, root: Path | None = None
     ) -> subprocess.Popen[bytes]:
         out = log.open("wb") if log is not None else subprocess.DEVNULL
         process = subprocess.Popen(
-            [sys.executable, str(root / script)], env=env, cwd=self.tmp, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, str((root or self.server_root) / script)],
+            env=env,
+            cwd=self.tmp,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
         self.children.append(process)
         self.roles.append("web" if script == "run_web.py" else "worker")
         return process
 
-    def web(self, *, log: Path | None = None, root: Path = ROOT) -> tuple[int, subprocess.Popen[bytes]]:
-        """Start a web process (of the checkout at `root`: another commit's code can be measured in the
-        same run, its `run_web.py` imports its own `hireflow`); its port and process once it listens."""
+    def web(
+        self, *, log: Path | None = None, root: Path | None = None, **env: str
+    ) -> tuple[int, subprocess.Popen[bytes]]:
+        """Start a web process (`WEB_CONCURRENCY` in `env`: that many on one port; `root`: another
+        checkout, whose `run_web.py` imports its own `hireflow`, to measure it in the same run); its port
+        and process once it listens."""
         port = embedded.free_port()
-        process = self._spawn("run_web.py", {**self.env, "PORT": str(port)}, log, root)
+        process = self._spawn("run_web.py", {**self.env, "PORT": str(port), **env}, log, root)
         embedded.wait_for_port(port, process)
         return port, process
 

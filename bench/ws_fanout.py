@@ -1,11 +1,20 @@
-"""WebSocket fan-out benchmark: `python bench/ws_fanout.py [--sizes 1000,5000,10000]`.
+"""WebSocket fan-out benchmark: `python bench/ws_fanout.py [--sizes 1000,10000,40000] [--processes 2]`.
 
-One web process under test (A) and a second one (B) share SecantusDB and a private Redis. For each N,
-N idle lobby subscribers connect to A; then 100 sessions are created through B's API at 10 per
-second. Each event carries its creation time in the problem text, so every subscriber can compute
-the delay from the `POST` being sent to the event being received. Printed per N: server RSS per
-connection, p50/p99/max delivery latency over all subscribers, events the server serialized (must
-equal events published), the server's CPU seconds during the publishing phase, and the clients'.
+The server under test (A: `run_web.py` with `WEB_CONCURRENCY` = `--processes`, its processes sharing
+the port) and a second web process (B) share SecantusDB and a private Redis. For each N, N idle
+authenticated lobby subscribers connect to A (the kernel spreads them over A's processes); then 100
+sessions are created through B's API at 10 per second. Each event carries its creation time in the
+problem text, so every subscriber can compute the delay from the `POST` being sent to the event
+being received. Printed per N: A's RSS per connection (summed over its web processes, minus their
+RSS before any connection), p50/p99/max delivery latency over all subscribers, events received of
+those expected, A's CPU seconds during the publishing phase (all its processes), and the clients'.
+
+Limits of one box: a process may hold at most `ulimit -n` (hard) sockets, so N is spread over client
+processes of at most `--per-client` sockets each, and A needs enough processes for its share (40,000
+with a hard limit of 20,000 needs three). The kernel has ~28,000 ephemeral ports per (source,
+destination) address pair, so each client process binds its own loopback source address (127.0.0.2,
+127.0.0.3, …). `--server-root` runs another checkout's server (e.g. main before a change) with this
+benchmark, for a comparison in one sitting.
 
 The subscribers run in two client processes on the same cores as the server, so they must cost as
 little as possible: `bench/wsclient.c` (raw sockets, one epoll loop; compiled here when there is a
@@ -34,12 +43,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import contextlib
 
 from bench.stack import Stack
 from hireflow import embedded
@@ -47,7 +60,7 @@ from tests.support.wsframes import masked_text_frame, upgrade_request
 
 EVENTS = 100
 RATE = 10.0
-CLIENT_PROCESSES = 2
+MIN_CLIENT_PROCESSES = 2
 STAMP = re.compile(rb"bench-(\d+)-(\d+\.\d+)")
 
 
@@ -56,13 +69,16 @@ def raise_fd_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def python_client(port: int, token: str, n: int, expected: int, outfile: str, nap_us: int) -> None:
+def python_client(port: int, token: str, n: int, expected: int, outfile: str, nap_us: int, source: str) -> None:
     """The Python twin of bench/wsclient.c (same arguments, same output), for machines without a C
     compiler: N WebSocket clients on raw sockets and one epoll loop, each read scanned for stamps."""
     raise_fd_limit()
     socks: dict[int, socket.socket] = {}
     for start in range(0, n, 100):
-        batch = [socket.create_connection(("127.0.0.1", port)) for _ in range(min(100, n - start))]
+        batch = [
+            socket.create_connection(("127.0.0.1", port), source_address=(source, 0))
+            for _ in range(min(100, n - start))
+        ]
         for sock in batch:
             sock.sendall(upgrade_request(f"127.0.0.1:{port}", token))
         for sock in batch:
@@ -142,10 +158,14 @@ def client_command(tmp: str) -> list[str]:
 class Clients:
     """One client process: N subscribers; reports when all are subscribed, then the latencies."""
 
-    def __init__(self, command: list[str], port: int, token: str, n: int, outfile: str, nap_us: int) -> None:
+    def __init__(
+        self, command: list[str], port: int, token: str, n: int, outfile: str, nap_us: int, source: str
+    ) -> None:
         self.outfile = outfile
         self.proc = subprocess.Popen(
-            [*command, str(port), token, str(n), str(EVENTS), outfile, str(nap_us)], stdout=subprocess.PIPE, text=True
+            [*command, str(port), token, str(n), str(EVENTS), outfile, str(nap_us), source],
+            stdout=subprocess.PIPE,
+            text=True,
         )
 
     async def line(self) -> list[str]:
@@ -183,11 +203,49 @@ def proc_stat(pid: int) -> tuple[int, float]:
     return rss, cpu
 
 
-async def run(n: int, tmp: str, nap_us: int) -> dict[str, float]:
+def web_processes(parent: int, count: int, port: int, timeout_s: float = 60.0) -> list[int]:
+    """The pids serving A once every one of them listens: the parent itself, or its `count` children."""
+    if count == 1:
+        return [parent]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        children = psutil.Process(parent).children()
+        listening = [
+            c.pid for c in children if any(k.laddr.port == port and k.status == "LISTEN" for k in c.net_connections())
+        ]
+        if len(listening) == count:
+            return listening
+        time.sleep(0.2)
+    raise RuntimeError(f"{count} web processes did not all listen on {port}")
+
+
+def sockets_per_process(pids: list[int], port: int) -> list[int]:
+    return [
+        sum(1 for k in psutil.Process(pid).net_connections("tcp") if k.laddr.port == port and k.status == "ESTABLISHED")
+        for pid in pids
+    ]
+
+
+def stop_web(parent: subprocess.Popen[bytes], pids: list[int]) -> None:
+    """SIGTERM to A's parent, which closes every socket (1001) in each child; none is left behind."""
+    embedded.stop(parent, timeout_s=60)
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            psutil.Process(pid).kill()
+
+
+def total_stat(pids: list[int]) -> tuple[int, float]:
+    """(RSS KiB, CPU seconds) summed over processes."""
+    stats = [proc_stat(pid) for pid in pids]
+    return sum(r for r, _ in stats), sum(c for _, c in stats)
+
+
+async def run(n: int, tmp: str, args: argparse.Namespace) -> dict[str, Any]:
     log_a = Path(tmp) / f"web-a-{n}.log"
-    with Stack(tmp) as stack:
-        port_a, server = stack.web(log=log_a)
-        port_b, _b = stack.web()
+    with Stack(tmp, server_root=Path(args.server_root)) as stack:
+        # The raw clients never answer pings: no heartbeat close during a slow run (browsers answer them).
+        port_a, server = stack.web(log=log_a, WEB_CONCURRENCY=str(args.processes), WS_HEARTBEAT_S="3600")
+        port_b, _b = stack.web(WEB_CONCURRENCY="1")
         key, env = stack.key, stack.env
         from pymongo import AsyncMongoClient
 
@@ -197,21 +255,27 @@ async def run(n: int, tmp: str, nap_us: int) -> dict[str, float]:
         )
         await client.close()
         token = key.mint("user_bench", ttl_s=3600)
-        server_pid = server.pid
-        await asyncio.sleep(1.0)
-        rss_before, _ = proc_stat(server_pid)
+        pids = web_processes(server.pid, args.processes, port_a)
+        await asyncio.sleep(2.0)
+        rss_before, _ = total_stat(pids)
 
-        per = [n // CLIENT_PROCESSES + (1 if i < n % CLIENT_PROCESSES else 0) for i in range(CLIENT_PROCESSES)]
+        clients = max(MIN_CLIENT_PROCESSES, -(-n // args.per_client))
+        per = [n // clients + (1 if i < n % clients else 0) for i in range(clients)]
         command = client_command(tmp)
-        procs = [Clients(command, port_a, token, k, f"{tmp}/lat-{n}-{i}", nap_us) for i, k in enumerate(per) if k]
+        procs = [
+            Clients(command, port_a, token, k, f"{tmp}/lat-{n}-{i}", args.client_nap_us, f"127.0.0.{2 + i}")
+            for i, k in enumerate(per)
+            if k
+        ]
         for p in procs:
             await p.subscribed()
         await asyncio.sleep(2.0)  # idle
-        rss_after, cpu_before = proc_stat(server_pid)
+        rss_after, cpu_before = total_stat(pids)
+        split = sockets_per_process(pids, port_a)
         spy = None
         if os.environ.get("BENCH_PROFILE"):  # e.g. "perf record -g -o /tmp/ws.data -p {pid} -- sleep 8"
             spy = subprocess.Popen(
-                shlex.split(os.environ["BENCH_PROFILE"].format(pid=server_pid)),
+                shlex.split(os.environ["BENCH_PROFILE"].format(pid=",".join(map(str, pids)))),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -226,7 +290,7 @@ async def run(n: int, tmp: str, nap_us: int) -> dict[str, float]:
                     headers={"Authorization": f"Bearer {token}"},
                 ) as resp:
                     assert resp.status == 201, await resp.text()
-                await asyncio.sleep(max(0.0, started + (i + 1) / RATE - time.perf_counter()))
+                await asyncio.sleep(max(0.0, started + (i + 1) / args.rate - time.perf_counter()))
         latencies: list[float] = []
         finished = 0
         client_cpu = 0.0
@@ -235,13 +299,10 @@ async def run(n: int, tmp: str, nap_us: int) -> dict[str, float]:
             latencies.extend(lats)
             finished += done
             client_cpu += cpu
-        _, cpu_after = proc_stat(server_pid)
-        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port_a}/metrics") as resp:
-            match = re.search(r"^hireflow_events_serialized_total (\S+)$", await resp.text(), re.M)
-        serialized = int(float(match.group(1))) if match else -1
+        _, cpu_after = total_stat(pids)
         if spy is not None:
             spy.wait()
-        embedded.stop(server)
+        stop_web(server, pids)
         lat_ms = sorted(x * 1000 for x in latencies)
         q = statistics.quantiles(lat_ms, n=100)
         return {
@@ -251,9 +312,10 @@ async def run(n: int, tmp: str, nap_us: int) -> dict[str, float]:
             "max": lat_ms[-1],
             "received": len(lat_ms),
             "expected": n * EVENTS,
-            "serialized": serialized,
+            "complete": finished,
             "cpu_s": cpu_after - cpu_before,
             "client_cpu_s": client_cpu,
+            "split": "/".join(map(str, split)),
         }
 
 
@@ -320,7 +382,18 @@ async def run_rooms(sessions: int, per_room: int, tmp: str) -> dict[str, float]:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="1000,5000,10000")
+    parser.add_argument("--sizes", default="1000,10000,40000")
+    parser.add_argument(
+        "--processes", type=int, default=2, help="WEB_CONCURRENCY of the server under test (40,000 needs 3 here)"
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=RATE,
+        help="lobby events per second (10/s to 10,000 sockets saturates a 2-core box: a throughput test)",
+    )
+    parser.add_argument("--per-client", type=int, default=10_000, help="sockets per client process at most")
+    parser.add_argument("--server-root", default=str(ROOT), help="checkout whose run_web.py serves (default: this)")
     parser.add_argument("--rooms", type=int, default=50, help="session topics in the room phase (0: skip)")
     parser.add_argument("--per-room", type=int, default=6)
     parser.add_argument(
@@ -332,21 +405,24 @@ async def main() -> None:
     args = parser.parse_args()
     raise_fd_limit()
     print(
-        f"{EVENTS} lobby events at {RATE:.0f}/s through instance B, subscribers on instance A, "
+        f"{time.strftime('%Y-%m-%d %H:%M %Z')}, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+        f"server {args.server_root} (git {git_head(args.server_root)}), WEB_CONCURRENCY={args.processes}\n"
+        f"{EVENTS} lobby events at {args.rate:g}/s through instance B, subscribers on instance A, "
         f"{os.cpu_count()} cores shared by server, clients and DB; client nap {args.client_nap_us} us; "
         f"clients: {'bench/wsclient.c' if c_compiler() else 'Python (no C compiler)'}"
     )
     print(
-        f"{'N':>6}{'KiB/conn':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'received':>12}{'serialized':>12}{'cpu s':>7}"
-        f"{'clients cpu s':>15}"
+        f"{'N':>6}{'KiB/conn':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'received/expected':>20}{'cpu s':>7}"
+        f"{'clients cpu s':>15}  sockets per process"
     )
     with tempfile.TemporaryDirectory(prefix="hireflow-bench-") as tmp:
         for n in (int(x) for x in args.sizes.split(",")):
-            r = await run(n, tmp, args.client_nap_us)
+            r = await run(n, tmp, args)
             print(
                 f"{n:>6}{r['rss_per_conn_kib']:>10.1f}{r['p50']:>9.1f}{r['p99']:>9.1f}{r['max']:>9.1f}"
-                f"{r['received']:>7.0f}/{r['expected']:<6.0f}{r['serialized']:>10}/{EVENTS}{r['cpu_s']:>7.1f}"
-                f"{r['client_cpu_s']:>15.1f}"
+                f"{r['received']:>10.0f}/{r['expected']:<9.0f}{r['cpu_s']:>7.1f}{r['client_cpu_s']:>15.1f}"
+                f"  {r['split']}",
+                flush=True,
             )
         if args.rooms:
             r = await run_rooms(args.rooms, args.per_room, tmp)
@@ -356,9 +432,14 @@ async def main() -> None:
             )
 
 
+def git_head(root: str) -> str:
+    done = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() or "?"
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--client"]:
-        port, token, n, expected, outfile, nap_us = sys.argv[2:]
-        python_client(int(port), token, int(n), int(expected), outfile, int(nap_us))
+        port, token, n, expected, outfile, nap_us, source = sys.argv[2:]
+        python_client(int(port), token, int(n), int(expected), outfile, int(nap_us), source)
     else:
         asyncio.run(main())

@@ -5,7 +5,11 @@
  * problem text is "bench-<i>-<unix time of the POST>"; every stamp seen (once per socket and i) is
  * turned into a latency.
  *
- *   wsclient PORT TOKEN N EXPECTED OUTFILE NAP_US
+ *   wsclient PORT TOKEN N EXPECTED OUTFILE NAP_US [SOURCE_IP]
+ *
+ * SOURCE_IP (e.g. 127.0.0.3) is the local address the sockets are bound to: the kernel has about
+ * 28,000 ephemeral ports per (source address, destination address and port), so a run past that
+ * spreads its client processes over several loopback source addresses.
  *
  * After each wake-up with events ready, the client sleeps NAP_US before reading them, so that one
  * wake-up serves many sockets. Real subscribers sit on other machines; here every wake-up of a
@@ -64,8 +68,8 @@ static void send_all(int fd, const char *buf, size_t len) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 7) {
-        fprintf(stderr, "usage: wsclient PORT TOKEN N EXPECTED OUTFILE NAP_US\n");
+    if (argc != 7 && argc != 8) {
+        fprintf(stderr, "usage: wsclient PORT TOKEN N EXPECTED OUTFILE NAP_US [SOURCE_IP]\n");
         return 2;
     }
     int port = atoi(argv[1]);
@@ -98,12 +102,20 @@ int main(int argc, char **argv) {
     struct client *clients = calloc((size_t)n, sizeof *clients);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct sockaddr_in source = {.sin_family = AF_INET, .sin_port = 0};
+    if (argc == 8 && inet_pton(AF_INET, argv[7], &source.sin_addr) != 1) die("SOURCE_IP");
     int ep = epoll_create1(0);
     for (int start = 0; start < n; start += BATCH) {
         int stop = start + BATCH < n ? start + BATCH : n;
         for (int i = start; i < stop; i++) {
             int fd = socket(AF_INET, SOCK_STREAM, 0);
             if (fd < 0) die("socket");
+            if (argc == 8) {
+                /* Bind with port 0 but let connect() pick the port for the whole 4-tuple. */
+                int one = 1;
+                setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+                if (bind(fd, (struct sockaddr *)&source, sizeof source) < 0) die("bind");
+            }
             if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) die("connect");
             send_all(fd, request, (size_t)request_len);
             clients[i].fd = fd;

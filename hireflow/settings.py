@@ -114,8 +114,6 @@ class Settings(BaseSettings):
     """A WebSocket that cannot take one frame in this time is closed with 1013."""
     ws_send_buffer_bytes: int = Field(default=64 * 1024, ge=4096)
     """Kernel send buffer of each WebSocket (fixed, so a stalled client cannot grow it to megabytes)."""
-    ws_burst_threads: int = Field(default=2, ge=1, le=64)
-    """Threads (the event loop's included) that write one event to many idle WebSockets in parallel."""
     ws_heartbeat_s: float = Field(default=30.0, gt=0)
     """aiohttp ping interval on WebSockets; a missing pong closes the connection."""
     rt_retention_s: float = Field(default=600.0, gt=0)

@@ -1,13 +1,18 @@
-"""One WebSocket: its subscriptions, one bounded outbound queue and the one task that writes it.
+"""One WebSocket: its subscriptions, one bounded outbound queue and the task that writes it.
 
 Events are handed over already serialized, as one `bytes` shared by every subscriber. The fast
-path: when nothing is queued and nothing is buffered, the event's prebuilt wire frame goes straight
-to the socket (`write_now`, run by the hub's `BurstWriter` for all idle sockets at once), or, with
-a little buffered, through the transport; a fan-out to 10,000 sockets then wakes no task.
+path: when nothing is queued or being sent and little is buffered, the event's prebuilt wire frame
+goes to the transport at once, on the loop thread (`deliver`); under uvloop that is a C call that
+queues the bytes, and uvloop sends every socket's bytes at the end of the loop iteration. A fan-out
+to 10,000 idle sockets thus wakes no task and touches no socket behind asyncio's back.
 Otherwise it is queued and the writer task sends it, waiting for the socket to drain. A subscription
 that falls behind is conflated: its queued events are dropped and the writer sends `reset` + a fresh
 snapshot instead. A socket that cannot take a frame within `ws_send_timeout_s`, or that needs
 conflating again and again, is closed with 1013.
+
+An idle connection owns no task and no queue: the writer task exists only while there is queued
+work (it ends when the queue is empty), and the queue is made when something is queued. Tens of
+thousands of idle dashboards then cost little more than aiohttp's own objects for each socket.
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ from typing import TYPE_CHECKING
 from aiohttp import WSMsgType, web
 
 from hireflow.realtime import protocol
-from hireflow.realtime.burst import raw_fd, write_fd
 from hireflow.realtime.protocol import ResetReason
 
 if TYPE_CHECKING:
@@ -77,13 +81,10 @@ class Connection:
         "_send_timeout_s",
         "_sending",
         "_slow_resets",
-        "_wake",
         "_writer",
         "closed",
         "expires_at",
-        "fd",
         "hub",
-        "request",
         "subs",
         "transport",
         "user_id",
@@ -92,8 +93,8 @@ class Connection:
 
     def __init__(
         self,
-        request: web.Request,
         ws: web.WebSocketResponse,
+        transport: asyncio.Transport | None,
         hub: Hub,
         *,
         user_id: str,
@@ -101,67 +102,35 @@ class Connection:
         queue_max: int,
         send_timeout_s: float,
     ) -> None:
-        self.request = request
         self.ws = ws
         self.hub = hub
         self.user_id = user_id
         self.expires_at = expires_at
         self.subs: dict[str, Subscription] = {}
-        self._queue: deque[tuple[str | None, bytes] | Sync | Close] = deque()
-        self._wake: asyncio.Future[None] | None = None
-        """Set while the writer waits for work."""
+        self._queue: deque[tuple[str | None, bytes] | Sync | Close] | None = None
+        """Work for the writer task, in order; None while there is none (most connections, most of the time)."""
         self._queue_max = queue_max
         self._send_timeout_s = send_timeout_s
-        self._slow_resets: list[float] = []
+        self._slow_resets: list[float] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
         self._sending = False
         self.closed = False
         # Kept: aiohttp's `request.transport` turns None when the socket closes; this one then says closing.
-        self.transport = request.transport
-        self.fd = raw_fd(self.transport)
-
-    def write_now(self, topic: str, epoch: str, seq: int, wire: bytes) -> int:
-        """Write an event's prebuilt frame straight to the socket if this connection can take it now
-        (in step, nothing queued or being sent, nothing buffered in its transport); return the bytes
-        written (the caller hands any rest to the transport), or -1: use `deliver` instead.
-
-        May run on a `BurstWriter` thread while the event loop waits for it: it touches only this
-        connection, and its transport only to read its state."""
-        sub = self.subs.get(topic)
-        if (
-            self.closed
-            or self.ws.closed
-            or sub is None
-            or not sub.live
-            or seq != sub.last_seq + 1
-            or epoch != sub.epoch
-            or self.fd < 0
-        ):
-            return -1
-        transport = self._idle_transport()
-        if transport is None or transport.get_write_buffer_size():
-            return -1
-        sub.last_seq = seq
-        return write_fd(self.fd, wire)
+        self.transport = transport
 
     # --- called from the hub and the reader (never await the socket) --------------------------
 
-    def start(self) -> None:
-        self._writer = asyncio.create_task(self._write_loop())
-
     def send(self, frame: bytes) -> None:
         """Queue a control frame (ready, pong, error)."""
-        if len(self._queue) >= 2 * self._queue_max:
+        if self._queue is not None and len(self._queue) >= 2 * self._queue_max:
             self.close_soon(protocol.CLOSE_TRY_AGAIN_LATER, "too slow")
             return
-        self._queue.append((None, frame))
-        self._notify()
+        self._enqueue((None, frame))
 
     def subscribe(self, sub: Subscription, epoch: str | None, since: int | None) -> None:
         self.subs[sub.topic] = sub
-        self._queue.append(Sync(sub, epoch, since))
-        self._notify()
+        self._enqueue(Sync(sub, epoch, since))
 
     def unsubscribe(self, topic: str) -> Subscription | None:
         sub = self.subs.pop(topic, None)
@@ -189,12 +158,11 @@ class Connection:
             transport.write(wire)
             sub.last_seq = seq
             return
-        if len(self._queue) >= self._queue_max:
+        if self._queue is not None and len(self._queue) >= self._queue_max:
             self._slow(sub)
             return
-        self._queue.append((sub.topic, frame))
         sub.last_seq = seq
-        self._notify()
+        self._enqueue((sub.topic, frame))
 
     def _out_of_order(self, sub: Subscription, epoch: str, seq: int) -> None:
         if epoch != sub.epoch:
@@ -210,16 +178,14 @@ class Connection:
         sub.live = False
         sub.pending.clear()
         self._purge(sub.topic)
-        self._queue.append(Sync(sub, reason=reason))
-        self._notify()
+        self._enqueue(Sync(sub, reason=reason))
 
     def close_soon(self, code: int, reason: str, *, flush: bool = False) -> None:
         """Close the socket; with `flush`, after the frames already queued (e.g. an error that says why)."""
         if self.closed:
             return
-        if flush and self._writer is not None:
-            self._queue.append(Close(code, reason))
-            self._notify()
+        if flush:
+            self._enqueue(Close(code, reason))
             return
         self.closed = True
         self._closer = asyncio.create_task(self._close(code, reason))
@@ -228,11 +194,12 @@ class Connection:
 
     def _slow(self, sub: Subscription) -> None:
         now = time.monotonic()
-        if len(self._slow_resets) == MAX_SLOW_RESETS and now - self._slow_resets[0] < SLOW_RESET_WINDOW_S:
+        resets = self._slow_resets or []
+        if len(resets) == MAX_SLOW_RESETS and now - resets[0] < SLOW_RESET_WINDOW_S:
             self.hub.stats.closed_slow += 1
             self.close_soon(protocol.CLOSE_TRY_AGAIN_LATER, "cannot keep up")
             return
-        self._slow_resets = [*self._slow_resets[1 - MAX_SLOW_RESETS :], now]
+        self._slow_resets = [*resets[1 - MAX_SLOW_RESETS :], now]
         self.hub.stats.resets_slow += 1
         self.resync(sub, "slow")
 
@@ -244,11 +211,17 @@ class Connection:
             return None
         return transport
 
-    def _notify(self) -> None:
-        if self._wake is not None and not self._wake.done():
-            self._wake.set_result(None)
+    def _enqueue(self, item: tuple[str | None, bytes] | Sync | Close) -> None:
+        """Queue writer work; start the writer task if none runs (it ends once the queue is empty)."""
+        if self._queue is None:
+            self._queue = deque()
+        self._queue.append(item)
+        if self._writer is None and not self.closed:
+            self._writer = asyncio.create_task(self._write_loop())
 
     def _purge(self, topic: str) -> None:
+        if self._queue is None:
+            return
         self._queue = deque(
             item
             for item in self._queue
@@ -260,12 +233,10 @@ class Connection:
         try:
             while not self.closed:
                 if not self._queue:
-                    self._wake = asyncio.get_running_loop().create_future()
-                    try:
-                        await self._wake
-                    finally:
-                        self._wake = None
-                    continue
+                    # Nothing left: end here, with no await between the check and the exit, so the
+                    # next `_enqueue` starts a new writer. An idle connection keeps no task.
+                    self._queue = None
+                    break
                 item = self._queue.popleft()
                 if isinstance(item, Close):
                     self.close_soon(item.code, item.reason)
@@ -279,6 +250,9 @@ class Connection:
         except TimeoutError:
             self.hub.stats.closed_slow += 1
             self.close_soon(protocol.CLOSE_TRY_AGAIN_LATER, "send timeout")
+        finally:
+            if self._writer is asyncio.current_task():
+                self._writer = None
 
     async def write(self, frame: bytes) -> None:
         """Send one frame now (writer task only); events meanwhile queue behind it, keeping order."""

@@ -4,8 +4,11 @@ The bus listener hands every event here in order. For each topic with local subs
 remembers the last sequence number it dispatched; a jump means the pub/sub connection lost
 messages, and the gap is filled from the topic's retained log before going on (or, if the log no
 longer has it, every subscriber of the topic is reset). An event is serialized once, here, and the
-same bytes go to every subscriber: written at once to the idle ones (in parallel, by the
-`BurstWriter`), queued for the others; nothing here awaits a socket.
+same bytes go to every subscriber: handed at once to the transports of the idle ones, from the
+loop thread, queued for the others; nothing here awaits a socket. Under uvloop a transport write is
+a C call that queues the bytes, and the loop sends them all at the end of the iteration, so one
+event to 10,000 sockets costs ~10,000 `send`s and little Python; more cores are used by more web
+processes (`WEB_CONCURRENCY`), each with its share of the sockets, not by threads.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +25,6 @@ import orjson
 from hireflow.cache import CacheVersions
 from hireflow.errors import NotFound
 from hireflow.realtime import protocol
-from hireflow.realtime.burst import BurstWriter
 from hireflow.realtime.bus import RESTART_TOPIC, Bus, BusEvent, Listener
 from hireflow.realtime.connection import Connection, Subscription, Sync
 from hireflow.services.access import can_read, public_view
@@ -46,8 +49,6 @@ class Hub:
         listener: Listener,
         sessions: SessionService,
         versions: CacheVersions,
-        *,
-        burst_threads: int = 1,
     ) -> None:
         self.bus = bus
         self.listener = listener
@@ -57,10 +58,6 @@ class Hub:
         self._last: dict[str, tuple[str, int]] = {}
         self._by_user: dict[str, set[Connection]] = defaultdict(set)
         self.stats = HubStats()
-        self._burst = BurstWriter(burst_threads)
-
-    def close(self) -> None:
-        self._burst.close()
 
     @property
     def connection_count(self) -> int:
@@ -70,6 +67,11 @@ class Hub:
 
     def user_connections(self) -> list[tuple[str, Connection]]:
         return [(user_id, conn) for user_id, conns in self._by_user.items() for conn in conns]
+
+    def connections(self) -> Iterator[Connection]:
+        """Every connection of this process (do not attach or detach while iterating)."""
+        for conns in self._by_user.values():
+            yield from conns
 
     def attach(self, conn: Connection) -> None:
         self._by_user[conn.user_id].add(conn)
@@ -150,11 +152,12 @@ class Hub:
         wire = protocol.wire_text_frame(frame)
         self.stats.events_serialized += 1
         self.stats.events_delivered += len(subscribers)
-        busy = self._burst.write(event.topic, event.epoch, event.seq, wire, list(subscribers))
-        for conn in busy:
-            sub = conn.subs.get(event.topic)
+        topic, epoch, seq = event.topic, event.epoch, event.seq
+        # A copy: a delivery may close a connection, and nothing may change the set while it is walked.
+        for conn in tuple(subscribers):
+            sub = conn.subs.get(topic)
             if sub is not None:
-                conn.deliver(sub, event.epoch, event.seq, frame, wire)
+                conn.deliver(sub, epoch, seq, frame, wire)
 
     def _resync_topic(self, topic: str, reason: protocol.ResetReason) -> None:
         for conn in list(self._topics.get(topic, ())):

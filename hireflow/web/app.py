@@ -24,6 +24,7 @@ from hireflow.piston.runtimes import RuntimeCatalog
 from hireflow.queue import JobQueue, JobSink
 from hireflow.quotas import Quotas
 from hireflow.realtime.bus import Bus, Listener
+from hireflow.realtime.expiry import close_expired_forever
 from hireflow.realtime.hub import Hub
 from hireflow.realtime.protocol import CLOSE_GOING_AWAY
 from hireflow.realtime.publisher import RealtimeSink
@@ -131,7 +132,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         max_active_hosted=settings.quota_active_sessions if settings.quotas_enabled else None,
     )
     listener = Listener(app[K.REDIS], heartbeat_s=settings.rt_bus_heartbeat_s)
-    hub = app[K.HUB] = Hub(bus, listener, app[K.SESSIONS], app[K.VERSIONS], burst_threads=settings.ws_burst_threads)
+    hub = app[K.HUB] = Hub(bus, listener, app[K.SESSIONS], app[K.VERSIONS])
     app[K.METRICS].registry.register(HubCollector(hub))
     app[K.USER_SYNC] = UserSync(users, app[K.USERS], app[K.SESSIONS], session_repo, app[K.QUEUE], hub.disconnect_user)
     pads = app[K.PADS]
@@ -146,13 +147,13 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     seats = app[K.SEATS] = Seats(app[K.REDIS], ws_limit, app[K.METRICS])
     held = lambda: [(user_id, seats.seat_id(conn.ws)) for user_id, conn in hub.user_connections()]  # noqa: E731
     renewing = asyncio.create_task(seats.renew_forever(held))
+    expiring = asyncio.create_task(close_expired_forever(hub, settings.ws_token_grace_s))
     # Serve once the bus is subscribed (or after a short wait while Redis is down: REST still works).
     await listener.wait_connected(LISTENER_START_TIMEOUT_S)
     yield
-    for task in (listening, repairing, renewing):
+    for task in (listening, repairing, renewing, expiring):
         task.cancel()
-    await asyncio.gather(listening, repairing, renewing, return_exceptions=True)
-    hub.close()
+    await asyncio.gather(listening, repairing, renewing, expiring, return_exceptions=True)
     await app[K.SESSIONS].aclose()
     log.info("realtime hub stats: %s", hub.stats)
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import socket
-import time
 
 from aiohttp import WSMsgType, web
 
@@ -76,6 +74,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             identity = await _verify(request, token)
         except HireFlowError:
             identity = None  # a stale cookie: the client may still authenticate with its first frame
+    del token  # this frame lives as long as the socket: no copy of a ~1 KB JWT per idle connection
     if identity is None:
         identity = await _first_frame_auth(request, ws)
     if isinstance(identity, bytes):
@@ -96,8 +95,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         await ws.close(code=protocol.CLOSE_POLICY, message=b"too many connections")
         return ws
     conn = Connection(
-        request,
         ws,
+        request.transport,
         hub,
         user_id=user_id,
         expires_at=expires_at,
@@ -105,17 +104,15 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         send_timeout_s=settings.ws_send_timeout_s,
     )
     hub.attach(conn)
-    conn.start()
     conn.send(protocol.frame({"type": "ready", "userId": user_id}))
-    expiry = _ExpiryTimer(conn, settings.ws_token_grace_s)
+    # Token expiry is checked for all connections at once (realtime/expiry.py): no timer per socket.
     try:
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
                 conn.send(protocol.error_frame("bad_message", "frames must be JSON text"))
                 continue
-            await _handle(request, conn, expiry, msg.data)
+            await _handle(request, conn, msg.data)
     finally:
-        expiry.cancel()
         hub.detach(conn)
         seats.release_soon(user_id, seat)  # before any await: aiohttp may cancel this handler on disconnect
         await conn.stop()
@@ -128,7 +125,7 @@ def _bound_send_buffer(request: web.Request, size: int) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
 
-async def _handle(request: web.Request, conn: Connection, expiry: _ExpiryTimer, raw: str) -> None:
+async def _handle(request: web.Request, conn: Connection, raw: str) -> None:
     hub = request.app[HUB]
     try:
         message = protocol.parse(raw)
@@ -157,30 +154,4 @@ async def _handle(request: web.Request, conn: Connection, expiry: _ExpiryTimer, 
             conn.close_soon(protocol.CLOSE_AUTH, "user changed", flush=True)
             return
         conn.expires_at = max(conn.expires_at, expires_at)
-        expiry.reschedule()
         conn.send(protocol.AUTH_OK)
-
-
-class _ExpiryTimer:
-    """Closes the connection with 4001 once its last token expired more than `grace_s` ago."""
-
-    def __init__(self, conn: Connection, grace_s: float) -> None:
-        self._conn = conn
-        self._grace_s = grace_s
-        self._handle: asyncio.TimerHandle | None = None
-        self.reschedule()
-
-    def reschedule(self) -> None:
-        self.cancel()
-        delay = max(0.0, self._conn.expires_at + self._grace_s - time.time())
-        self._handle = asyncio.get_running_loop().call_later(delay, self._fire)
-
-    def _fire(self) -> None:
-        if time.time() >= self._conn.expires_at + self._grace_s:
-            self._conn.close_soon(protocol.CLOSE_AUTH, "token expired")
-        else:
-            self.reschedule()
-
-    def cancel(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
