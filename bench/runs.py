@@ -169,6 +169,7 @@ async def main() -> None:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--exec-ms", type=float, default=200.0, help="execution time of the Piston fake")
+    parser.add_argument("--paced-only", action="store_true", help="only the paced line")
     parser.add_argument(
         "--period-s", type=float, default=6.0, help="paced lines: one run per user every this long (6 s: 10/min)"
     )
@@ -198,7 +199,7 @@ async def main() -> None:
     try:
         line("engine alone (ref.)", await reference(url, args.users, per_user))
         with tempfile.TemporaryDirectory(prefix="hireflow-bench-") as tmp:
-            for workers, slots in ((1, 20), (1, args.users), (2, args.users)):
+            for workers, slots in () if args.paced_only else ((1, 20), (1, args.users), (2, args.users)):
                 r = await through_backend(url, workers, slots, args.users, per_user, tmp)
                 line(f"burst, {workers} worker(s) x {slots} slots", r)
             r = await through_backend(url, 1, 20, args.users, per_user, tmp, period_s=args.period_s)
