@@ -191,6 +191,9 @@ class Settings(BaseSettings):
     """Stored updates of one pad that trigger compacting them into its snapshot."""
     pad_awareness_timeout_s: float = Field(default=30.0, gt=0)
     """Presence (awareness) not renewed for this long is dropped, e.g. a dead instance's clients."""
+    pad_presence_timeout_s: float = Field(default=30.0, gt=0)
+    """A dead instance's pad sockets stop counting in `pad.presence` (who has the pad open) within this:
+    each instance's leases last 2/3 of it and are renewed, and expired ones swept, every 1/6 of it."""
 
     metrics_enabled: bool = True
     """Serve Prometheus metrics (not behind Clerk auth)."""
