@@ -26,6 +26,7 @@ from hireflow.settings import Settings
 log = logging.getLogger(__name__)
 
 _UNPUBLISHED_MAX = 10_000
+FROZEN_REASON = "session ended: the pad is read-only"
 PUBLISH_RETRY_FIRST_S = 0.1
 PUBLISH_RETRY_MAX_S = 2.0
 
@@ -36,7 +37,7 @@ class Pads:
         self.relay = relay
         self._settings = settings
         self.rooms: dict[str, Room] = {}
-        self.writer = UpdateWriter(store, self._on_stored)
+        self.writer = UpdateWriter(store, self._on_stored, self._on_refused)
         self._outbox: list[RelayMessage] = []
         self._publisher: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -125,7 +126,7 @@ class Pads:
         if room.frozen:
             if not room.adds_anything(update):
                 return None
-            return CLOSE_FROZEN, "session ended: the pad is read-only"
+            return CLOSE_FROZEN, FROZEN_REASON
         limit = self._settings.pad_max_doc_bytes
         if room.size + len(update) > limit:
             room.size = len(room.doc.get_update()) + room.pending_bytes
@@ -154,6 +155,20 @@ class Pads:
             if room.unfolded >= self._settings.pad_compact_updates and not room.compacting:
                 self._spawn(self._compact(room))
         self._publish(out)
+
+    def _on_refused(self, refused: list[Item]) -> None:
+        """The store says these pads are frozen (this instance may not have heard of the end): freeze
+        them here, close the sockets that sent the refused edits (4409), tell the other instances."""
+        rooms: dict[Room, None] = {}
+        for item in refused:
+            item.room.size -= len(item.pending.update)
+            rooms[item.room] = None
+            if item.origin is not None:
+                item.origin.close_soon(CLOSE_FROZEN, FROZEN_REASON)
+        for room in rooms:
+            if not room.frozen:
+                log.info("pad %s: the store says its session ended; frozen here", room.key)
+                self.freeze_soon(room.key)
 
     def _publish(self, out: list[RelayMessage]) -> None:
         """Queue for the publisher task: the writer never waits for Redis."""
@@ -257,6 +272,11 @@ class Pads:
 
     async def freeze(self, pad_key: str) -> None:
         """The session ended: refuse further edits here and on every instance."""
+        self.freeze_soon(pad_key)
+
+    def freeze_soon(self, pad_key: str) -> None:
+        """Freeze the pad here, and tell the other instances (the relay is the fast path; should its
+        message be lost, each instance learns it from the store at its next write: see writer.py)."""
         room = self.rooms.get(pad_key)
         if room is not None:
             room.frozen = True

@@ -10,7 +10,7 @@ snapshot and then deletes what it folded (a crash in between only leaves updates
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -58,6 +58,17 @@ class PadStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._updates = db.pad_updates
         self._snapshots = db.pad_snapshots
+        self._sessions = db.sessions
+
+    async def frozen_among(self, pads: Iterable[ObjectId]) -> set[ObjectId]:
+        """Which of these pads are frozen. The authority is the pad's session, as stored: ended (or
+        gone) means frozen, whatever any instance has heard, so a freeze survives the death of the
+        instance that ended the session before it told the others."""
+        wanted = set(pads)
+        if not wanted:
+            return set()
+        active = self._sessions.find({"_id": {"$in": list(wanted)}, "status": "active"}, {"_id": 1})
+        return wanted - {doc["_id"] async for doc in active}
 
     async def ensure_indexes(self) -> None:
         await self._updates.create_indexes(UPDATE_INDEXES)

@@ -3,6 +3,12 @@
 One writer per process, for every pad: a burst of keystrokes on hundreds of pads costs one MongoDB round
 trip, not one each. A batch that fails (MongoDB restarting) is retried, in order, until it is stored;
 meanwhile new updates queue behind it and nobody sees any of them.
+
+Each batch first asks MongoDB which of its pads are frozen (their session ended): their updates are
+refused, not stored, whatever this instance has heard. The check is made once per batch, before the
+first attempt, so a retried batch never changes its mind about what it stores. An update that races
+the end itself (checked just before the end is written) is stored, and seen by everyone like any other;
+every update that reaches this writer after the end is stored is refused.
 """
 
 from __future__ import annotations
@@ -12,7 +18,9 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
+from bson import ObjectId
 from pycrdt import merge_updates
 from pymongo.errors import PyMongoError
 
@@ -20,6 +28,9 @@ from hireflow.pad.room import PadSocket, Room
 from hireflow.pad.store import PadStore, PendingUpdate
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 2.0
@@ -33,12 +44,16 @@ class Item:
 
 
 StoredHandler = Callable[[list[Item]], Awaitable[None]]
+RefusedHandler = Callable[[list[Item]], None]
 
 
 class UpdateWriter:
-    def __init__(self, store: PadStore, on_stored: StoredHandler, *, max_batch: int = 2000) -> None:
+    def __init__(
+        self, store: PadStore, on_stored: StoredHandler, on_refused: RefusedHandler, *, max_batch: int = 2000
+    ) -> None:
         self._store = store
         self._on_stored = on_stored
+        self._on_refused = on_refused
         self._max_batch = max_batch
         self._queue: list[Item] = []
         self._task: asyncio.Task[None] | None = None
@@ -58,25 +73,38 @@ class UpdateWriter:
     async def _run(self) -> None:
         while self._queue:
             batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
-            delay_s = RETRY_FIRST_S
-            while True:
-                try:
-                    await self._store.append(_grouped(batch))
-                    break
-                except PyMongoError as exc:
-                    log.warning("pad writer: storing %d updates failed, retrying: %r", len(batch), exc)
-                    await asyncio.sleep(delay_s)
-                    delay_s = min(delay_s * 2, RETRY_MAX_S)
-            self.stored_total += len(batch)
+            frozen = await self._retrying("checking", len(batch), self._frozen, batch)
+            stored = [item for item in batch if item.room.pad not in frozen]
+            if stored:
+                await self._retrying("storing", len(stored), self._store.append, _grouped(stored))
+            self.stored_total += len(stored)
             self.batches_total += 1
             self.queued_bytes -= sum(len(item.pending.update) for item in batch)
             for item in batch:
                 item.room.inflight -= 1
                 item.room.pending_bytes -= len(item.pending.update)
+            if len(stored) < len(batch):
+                self._on_refused([item for item in batch if item.room.pad in frozen])
             try:
-                await self._on_stored(batch)
+                if stored:
+                    await self._on_stored(stored)
             except Exception:
                 log.exception("pad writer: handling a stored batch failed")
+
+    async def _frozen(self, batch: list[Item]) -> set[ObjectId]:
+        known = {item.room.pad for item in batch if item.room.frozen}
+        return known | await self._store.frozen_among({item.room.pad for item in batch} - known)
+
+    async def _retrying(self, what: str, count: int, call: Callable[[T], Awaitable[R]], arg: T) -> R:
+        """`call(arg)` until MongoDB answers (backing off)."""
+        delay_s = RETRY_FIRST_S
+        while True:
+            try:
+                return await call(arg)
+            except PyMongoError as exc:
+                log.warning("pad writer: %s %d updates failed, retrying: %r", what, count, exc)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, RETRY_MAX_S)
 
     async def drain(self, timeout_s: float) -> None:
         """Wait (bounded) for what is queued to be stored, e.g. on shutdown."""
