@@ -35,11 +35,13 @@ async def pads_ctx(app: web.Application) -> AsyncIterator[None]:
     pads = app[K.PADS] = Pads(store, relay, settings)
     listening = asyncio.create_task(relay.run(pads.on_relay, pads.repair_all))
     maintaining = asyncio.create_task(pads.maintain_forever())
+    checkpointing = asyncio.create_task(pads.checkpoints.run_forever())
     await relay.wait_connected(RELAY_START_TIMEOUT_S)
     yield
-    listening.cancel()
-    maintaining.cancel()
-    await asyncio.gather(listening, maintaining, return_exceptions=True)
+    pads.checkpoints.stop()
+    for task in (listening, maintaining, checkpointing):
+        task.cancel()
+    await asyncio.gather(listening, maintaining, checkpointing, return_exceptions=True)
     await pads.close()
     await conns.aclose()
 

@@ -132,6 +132,13 @@ class PadPresence:
         """This instance's open pad sockets per (session, role)."""
         self._dirty: set[tuple[str, Role]] = set()
         self._wake = asyncio.Event()
+        self._stopped = False
+
+    def stop(self) -> None:
+        """End `run_forever` after what it is doing. Cancelling alone is not enough: a cancellation that
+        lands inside a Redis call can come out of redis-py as a connection error, which is retried."""
+        self._stopped = True
+        self._wake.set()
 
     def opened(self, session_id: str, role: Role) -> None:
         key = (session_id, role)
@@ -162,7 +169,7 @@ class PadPresence:
         """Tell Redis what changed here as it changes; renew and sweep leases every 1/6 of the timeout."""
         loop = asyncio.get_running_loop()
         next_renew = loop.time()
-        while True:
+        while not self._stopped:
             # Not asyncio.wait_for: on 3.11 it swallows a cancellation that lands as the event is set.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(0.0, next_renew - loop.time())):

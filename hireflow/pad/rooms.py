@@ -16,6 +16,7 @@ from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
 from hireflow.pad import messages
+from hireflow.pad.checkpoint import Checkpointer
 from hireflow.pad.messages import Kind, Message
 from hireflow.pad.relay import Relay, RelayKind, RelayMessage
 from hireflow.pad.room import CLOSE_AUTH, CLOSE_FROZEN, CLOSE_TOO_BIG, PadSocket, Room
@@ -37,7 +38,8 @@ class Pads:
         self.relay = relay
         self._settings = settings
         self.rooms: dict[str, Room] = {}
-        self.writer = UpdateWriter(store, self._on_stored, self._on_refused)
+        self.checkpoints = Checkpointer(store, every=settings.pad_compact_updates)
+        self.writer = UpdateWriter(store, self._on_stored, self._on_refused, self.checkpoints.wrote)
         self._outbox: list[RelayMessage] = []
         self._publisher: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -59,7 +61,6 @@ class Pads:
             room.doc.apply_update(stored.state)
             room.marks = stored.marks
             room.size = stored.size
-            room.unfolded = len(stored.log_ids)
             room.ready.set()
             backlog, room.backlog = room.backlog, []
             for message in backlog:
@@ -144,7 +145,6 @@ class Pads:
             room = item.room
             room.size -= len(item.pending.update)  # counted again by apply()
             room.apply(item.pending.update, exclude=item.origin)
-            room.unfolded += 1
             by_room[room].append(item)
         out = []
         for room, items in by_room.items():
@@ -152,8 +152,6 @@ class Pads:
             payload = updates[0] if len(updates) == 1 else merge_updates(*updates)
             first, last = items[0].pending.seq, items[-1].pending.seq
             out.append(RelayMessage(RelayKind.UPDATE, room.key, room.src, first, last, payload))
-            if room.unfolded >= self._settings.pad_compact_updates and not room.compacting:
-                self._spawn(self._compact(room))
         self._publish(out)
 
     def _on_refused(self, refused: list[Item]) -> None:
@@ -282,16 +280,6 @@ class Pads:
             room.frozen = True
         self._publish([RelayMessage(RelayKind.FREEZE, pad_key, "-", 0, 0, b"")])
 
-    async def _compact(self, room: Room) -> None:
-        room.compacting = True
-        try:
-            folded = await self.store.compact(room.pad)
-            room.unfolded = max(0, room.unfolded - folded) if folded else 0
-        except PyMongoError as exc:
-            log.warning("pad %s: compaction failed: %r", room.key, exc)
-        finally:
-            room.compacting = False
-
     async def maintain_forever(self) -> None:
         """Unload idle pads and time out stale presence."""
         interval_s = min(1.0, self._settings.pad_idle_unload_s / 4)
@@ -312,7 +300,6 @@ class Pads:
                 room.idle_since is not None
                 and now - room.idle_since >= self._settings.pad_idle_unload_s
                 and room.inflight == 0
-                and not room.compacting
                 and not room.repairing
             ):
                 del self.rooms[key]

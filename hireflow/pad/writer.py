@@ -18,6 +18,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TypeVar
 
 from bson import ObjectId
@@ -29,7 +30,6 @@ from hireflow.pad.store import PadStore, PendingUpdate
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 R = TypeVar("R")
 
 RETRY_FIRST_S = 0.05
@@ -45,15 +45,23 @@ class Item:
 
 StoredHandler = Callable[[list[Item]], Awaitable[None]]
 RefusedHandler = Callable[[list[Item]], None]
+AppendedHandler = Callable[[ObjectId], None]
 
 
 class UpdateWriter:
     def __init__(
-        self, store: PadStore, on_stored: StoredHandler, on_refused: RefusedHandler, *, max_batch: int = 2000
+        self,
+        store: PadStore,
+        on_stored: StoredHandler,
+        on_refused: RefusedHandler,
+        on_appended: AppendedHandler,
+        *,
+        max_batch: int = 2000,
     ) -> None:
         self._store = store
         self._on_stored = on_stored
         self._on_refused = on_refused
+        self._on_appended = on_appended
         self._max_batch = max_batch
         self._queue: list[Item] = []
         self._task: asyncio.Task[None] | None = None
@@ -73,10 +81,12 @@ class UpdateWriter:
     async def _run(self) -> None:
         while self._queue:
             batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
-            frozen = await self._retrying("checking", len(batch), self._frozen, batch)
+            frozen = await self._retrying("checking", len(batch), partial(self._frozen, batch))
             stored = [item for item in batch if item.room.pad not in frozen]
             if stored:
-                await self._retrying("storing", len(stored), self._store.append, _grouped(stored))
+                batch_id, grouped = ObjectId(), _grouped(stored)  # one id for every attempt: retries are no-ops
+                await self._retrying("storing", len(stored), partial(self._store.append, batch_id, grouped))
+                self._on_appended(batch_id)
             self.stored_total += len(stored)
             self.batches_total += 1
             self.queued_bytes -= sum(len(item.pending.update) for item in batch)
@@ -95,12 +105,12 @@ class UpdateWriter:
         known = {item.room.pad for item in batch if item.room.frozen}
         return known | await self._store.frozen_among({item.room.pad for item in batch} - known)
 
-    async def _retrying(self, what: str, count: int, call: Callable[[T], Awaitable[R]], arg: T) -> R:
-        """`call(arg)` until MongoDB answers (backing off)."""
+    async def _retrying(self, what: str, count: int, call: Callable[[], Awaitable[R]]) -> R:
+        """`call()` until MongoDB answers (backing off)."""
         delay_s = RETRY_FIRST_S
         while True:
             try:
-                return await call(arg)
+                return await call()
             except PyMongoError as exc:
                 log.warning("pad writer: %s %d updates failed, retrying: %r", what, count, exc)
                 await asyncio.sleep(delay_s)
@@ -118,9 +128,8 @@ class UpdateWriter:
 
 
 def _grouped(batch: list[Item]) -> list[PendingUpdate]:
-    """One stored document per pad life in the batch: its updates merged (pycrdt), under the range of
-    sequence numbers they had. Under load this divides the documents written by the keystrokes per
-    batch, and the document count is what a MongoDB-wire server pays for."""
+    """One entry per pad life in the batch: its updates merged (pycrdt), under the range of sequence
+    numbers they had (the batch is one stored document for all pads: store.py)."""
     by_src: dict[str, list[PendingUpdate]] = {}
     for item in batch:
         by_src.setdefault(item.pending.src, []).append(item.pending)

@@ -160,6 +160,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     # Serve once the bus is subscribed (or after a short wait while Redis is down: REST still works).
     await listener.wait_connected(LISTENER_START_TIMEOUT_S)
     yield
+    presence.stop()
     for task in (listening, repairing, renewing, presencing):
         task.cancel()
     await asyncio.gather(listening, repairing, renewing, presencing, return_exceptions=True)

@@ -102,6 +102,7 @@ async def test_idle_pads_unload_and_reload_from_mongodb(infra, db_name, fake_cle
         a = await peer(app_client, session_id, host)
         for i in range(12):
             a.code += f"{i};"
+            await asyncio.sleep(0.1)  # one stored batch each: the checkpoint folds every 5 batches
         expected = a.text
 
         async def compacted():
