@@ -39,7 +39,7 @@ class Pads:
         self._settings = settings
         self.rooms: dict[str, Room] = {}
         self.checkpoints = Checkpointer(store, every=settings.pad_compact_updates)
-        self.writer = UpdateWriter(store, self._on_stored, self._on_refused, self.checkpoints.wrote)
+        self.writer = UpdateWriter(store, self._on_stored, self._on_refused, self.checkpoints.wrote, self._on_ended)
         self._outbox: list[RelayMessage] = []
         self._publisher: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -69,7 +69,7 @@ class Pads:
             await room.ready.wait()
             if self.rooms.get(key) is not room:  # its load failed: try again
                 return await self.open(pad, frozen=frozen)
-        room.frozen = room.frozen or frozen
+        room.frozen = room.frozen or frozen or pad in self.writer.ended
         room.users += 1  # not idle from here: the caller attaches a socket, or releases the room
         room.idle_since = None
         return room
@@ -154,6 +154,15 @@ class Pads:
             out.append(RelayMessage(RelayKind.UPDATE, room.key, room.src, first, last, payload))
         self._publish(out)
 
+    def _on_ended(self, ended: set[ObjectId]) -> None:
+        """The store says these sessions ended: freeze their pads loaded here (not only those with an
+        update in the batch: a room may hear of the end long after it, and the next check won't say)."""
+        for pad in ended:
+            room = self.rooms.get(str(pad))
+            if room is not None and not room.frozen:
+                log.info("pad %s: the store says its session ended; frozen here", room.key)
+                self.freeze_soon(room.key)
+
     def _on_refused(self, refused: list[Item]) -> None:
         """The store says these pads are frozen (this instance may not have heard of the end): freeze
         them here, close the sockets that sent the refused edits (4409), tell the other instances."""
@@ -165,7 +174,6 @@ class Pads:
                 item.origin.close_soon(CLOSE_FROZEN, FROZEN_REASON)
         for room in rooms:
             if not room.frozen:
-                log.info("pad %s: the store says its session ended; frozen here", room.key)
                 self.freeze_soon(room.key)
 
     def _publish(self, out: list[RelayMessage]) -> None:

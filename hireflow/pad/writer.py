@@ -4,11 +4,13 @@ One writer per process, for every pad: a burst of keystrokes on hundreds of pads
 trip, not one each. A batch that fails (MongoDB restarting) is retried, in order, until it is stored;
 meanwhile new updates queue behind it and nobody sees any of them.
 
-Each batch first asks MongoDB which of its pads are frozen (their session ended): their updates are
-refused, not stored, whatever this instance has heard. The check is made once per batch, before the
-first attempt, so a retried batch never changes its mind about what it stores. An update that races
-the end itself (checked just before the end is written) is stored, and seen by everyone like any other;
-every update that reaches this writer after the end is stored is refused.
+Each batch first asks MongoDB which sessions ended since the previous batch asked (one index range read
+on `endedAt`, with `CLOCK_SKEW_S` of overlap for the clocks of the instances that wrote it): those pads
+are frozen here from then on, and their updates are refused, not stored, whatever this instance heard.
+The check is made once per batch, before the first attempt, so a retried batch never changes its mind
+about what it stores. An update that races the end itself (checked just before the end is written) is
+stored, and seen by everyone like any other; every update that reaches this writer after the end is
+stored is refused.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from typing import TypeVar
 
@@ -27,11 +30,15 @@ from pymongo.errors import PyMongoError
 
 from hireflow.pad.room import PadSocket, Room
 from hireflow.pad.store import PadStore, PendingUpdate
+from hireflow.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
+CLOCK_SKEW_S = 60.0
+"""Overlap of consecutive "which sessions ended" reads: `endedAt` comes from the ending instance's clock."""
+ENDED_REMEMBERED = 100_000
 RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 2.0
 
@@ -46,6 +53,7 @@ class Item:
 StoredHandler = Callable[[list[Item]], Awaitable[None]]
 RefusedHandler = Callable[[list[Item]], None]
 AppendedHandler = Callable[[ObjectId], None]
+EndedHandler = Callable[[set[ObjectId]], None]
 
 
 class UpdateWriter:
@@ -55,6 +63,7 @@ class UpdateWriter:
         on_stored: StoredHandler,
         on_refused: RefusedHandler,
         on_appended: AppendedHandler,
+        on_ended: EndedHandler,
         *,
         max_batch: int = 2000,
     ) -> None:
@@ -62,6 +71,10 @@ class UpdateWriter:
         self._on_stored = on_stored
         self._on_refused = on_refused
         self._on_appended = on_appended
+        self._on_ended = on_ended
+        self._checked_at = utcnow()
+        self.ended: dict[ObjectId, None] = {}
+        """Sessions seen ended by a check (the latest `ENDED_REMEMBERED`), for pads loaded later."""
         self._max_batch = max_batch
         self._queue: list[Item] = []
         self._task: asyncio.Task[None] | None = None
@@ -102,8 +115,16 @@ class UpdateWriter:
                 log.exception("pad writer: handling a stored batch failed")
 
     async def _frozen(self, batch: list[Item]) -> set[ObjectId]:
-        known = {item.room.pad for item in batch if item.room.frozen}
-        return known | await self._store.frozen_among({item.room.pad for item in batch} - known)
+        now = utcnow()
+        ended = await self._store.ended_since(self._checked_at - timedelta(seconds=CLOCK_SKEW_S))
+        self._checked_at = now
+        for pad in ended:
+            self.ended[pad] = None
+        while len(self.ended) > ENDED_REMEMBERED:
+            del self.ended[next(iter(self.ended))]
+        if ended:
+            self._on_ended(ended)
+        return {item.room.pad for item in batch if item.room.frozen or item.room.pad in ended}
 
     async def _retrying(self, what: str, count: int, call: Callable[[], Awaitable[R]]) -> R:
         """`call()` until MongoDB answers (backing off)."""
