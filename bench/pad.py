@@ -10,7 +10,8 @@ Printed per N: keystroke-to-peer latency p50/p99/max (from the editor sending it
 the other instance having received it: stored in MongoDB, relayed through Redis, forwarded), the web
 processes' and the database's CPU seconds during typing, server RSS per open idle pad (A's RSS with N
 pads open and idle, minus before, over N), stored updates/s (over the typing phase, from the stored
-sequence numbers: each pad life numbers its updates 1, 2, …; checkpoints run as configured by default),
+sequence numbers: each pad life numbers its updates 1, 2, …; checkpoints run as configured, unless
+`--no-checkpoints`),
 and whether anything was lost: every pad's two replicas and its stored state must be equal.
 """
 
@@ -192,6 +193,8 @@ def percentile(values: list[float], q: float) -> float:
 
 async def run(n: int, args: argparse.Namespace, tmp: str) -> dict[str, Any]:
     env = {"METRICS_ENABLED": "false"}
+    if args.no_checkpoints:  # as the benchmark ran before batches were shared: nothing folded meanwhile
+        env["PAD_COMPACT_UPDATES"] = "1000000"
     with Stack(tmp, **env) as stack:
         port_a, web_a = stack.web(log=Path(tmp) / f"web-a-{n}.log")
         port_b, web_b = stack.web(log=Path(tmp) / f"web-b-{n}.log")
@@ -308,6 +311,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--settle", type=float, default=180.0, help="longest wait for the backlog to drain")
     parser.add_argument("--logs", help="copy the web processes' logs into this folder")
+    parser.add_argument("--no-checkpoints", action="store_true", help="fold nothing during the run")
     parser.add_argument("--client", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
