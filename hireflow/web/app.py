@@ -18,7 +18,7 @@ from hireflow.clerk.tokens import TokenVerifier
 from hireflow.errors import HireFlowError
 from hireflow.events import FanOut, LoggingSink
 from hireflow.observability import HubCollector, Metrics, serve_metrics
-from hireflow.pad.lifecycle import close_pad_sockets, pads_ctx
+from hireflow.pad.lifecycle import STOP_TIMEOUT_S, close_pad_sockets, pads_ctx, stop_then_cancel
 from hireflow.pad.presence import PadPresence
 from hireflow.pad.sink import PadSink
 from hireflow.piston.client import piston_client
@@ -160,7 +160,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     # Serve once the bus is subscribed (or after a short wait while Redis is down: REST still works).
     await listener.wait_connected(LISTENER_START_TIMEOUT_S)
     yield
-    presence.stop()
+    # Stopped, not cancelled, first: a cancellation landing inside redis-py can leave the call hanging.
+    await stop_then_cancel(presence.stop, presencing, STOP_TIMEOUT_S)
     for task in (listening, repairing, renewing, presencing):
         task.cancel()
     await asyncio.gather(listening, repairing, renewing, presencing, return_exceptions=True)
