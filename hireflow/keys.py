@@ -47,3 +47,8 @@ RUNS_QUEUE = PREFIX + "runs:queue"
 # Live pad (see hireflow/pad/relay.py): one binary pub/sub channel carries every pad's stored updates,
 # awareness and freeze notices between web instances.
 PAD_RELAY = PREFIX + "pad:relay"
+# Who has a pad open (see hireflow/pad/presence.py): a sorted set of leases, member "<session> <role>
+# <instance>" scored by expiry (Redis time, ms), and a hash of how many instances hold each
+# "<session> <role>" (plus "<session> v", the version of the session's state).
+PAD_OPEN_LEASES = PREFIX + "pad:open:leases"
+PAD_OPEN_COUNTS = PREFIX + "pad:open:counts"

@@ -186,9 +186,13 @@ class Settings(BaseSettings):
     pad_idle_unload_s: float = Field(default=60.0, gt=0)
     """A pad with no socket for this long is dropped from memory (reloaded from MongoDB on next open)."""
     pad_compact_updates: int = Field(default=200, ge=2)
-    """Stored updates of one pad that trigger compacting them into its snapshot."""
+    """Stored batches (one log document each, for every pad in it) after which an instance folds them
+    into the snapshots of the pads they hold; a pad's load reads about this many per instance at most."""
     pad_awareness_timeout_s: float = Field(default=30.0, gt=0)
     """Presence (awareness) not renewed for this long is dropped, e.g. a dead instance's clients."""
+    pad_presence_timeout_s: float = Field(default=30.0, gt=0)
+    """A dead instance's pad sockets stop counting in `pad.presence` (who has the pad open) within this:
+    each instance's leases last 2/3 of it and are renewed, and expired ones swept, every 1/6 of it."""
 
     metrics_enabled: bool = True
     """Serve Prometheus metrics (not behind Clerk auth)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -20,6 +20,15 @@ log = logging.getLogger(__name__)
 
 REDIS_TIMEOUT_S = 2.0
 RELAY_START_TIMEOUT_S = 2.0
+STOP_TIMEOUT_S = 5.0
+
+
+async def stop_then_cancel(stop: Callable[[], None], task: asyncio.Task[None], timeout_s: float) -> None:
+    """Ask a loop to stop and give it `timeout_s` to finish its current call; cancel it only then.
+    Cancelling a task inside a redis-py (or PyMongo) call can turn into a retried error or a hang."""
+    stop()
+    await asyncio.wait({task}, timeout=timeout_s)  # neither raises nor cancels
+    task.cancel()
 
 
 async def pads_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -35,11 +44,13 @@ async def pads_ctx(app: web.Application) -> AsyncIterator[None]:
     pads = app[K.PADS] = Pads(store, relay, settings)
     listening = asyncio.create_task(relay.run(pads.on_relay, pads.repair_all))
     maintaining = asyncio.create_task(pads.maintain_forever())
+    checkpointing = asyncio.create_task(pads.checkpoints.run_forever())
     await relay.wait_connected(RELAY_START_TIMEOUT_S)
     yield
-    listening.cancel()
-    maintaining.cancel()
-    await asyncio.gather(listening, maintaining, return_exceptions=True)
+    await stop_then_cancel(pads.checkpoints.stop, checkpointing, STOP_TIMEOUT_S)
+    for task in (listening, maintaining, checkpointing):
+        task.cancel()
+    await asyncio.gather(listening, maintaining, checkpointing, return_exceptions=True)
     await pads.close()
     await conns.aclose()
 

@@ -110,8 +110,6 @@ class Room:
         self.inflight = 0
         self.pending_bytes = 0
         """Bytes of this room's updates submitted to the writer and not yet stored."""
-        self.unfolded = 0
-        self.compacting = False
         self.repairing = False
         self.repair_again = False
         self.users = 0

@@ -16,6 +16,7 @@ from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
 from hireflow.pad import messages
+from hireflow.pad.checkpoint import Checkpointer
 from hireflow.pad.messages import Kind, Message
 from hireflow.pad.relay import Relay, RelayKind, RelayMessage
 from hireflow.pad.room import CLOSE_AUTH, CLOSE_FROZEN, CLOSE_TOO_BIG, PadSocket, Room
@@ -26,6 +27,7 @@ from hireflow.settings import Settings
 log = logging.getLogger(__name__)
 
 _UNPUBLISHED_MAX = 10_000
+FROZEN_REASON = "session ended: the pad is read-only"
 PUBLISH_RETRY_FIRST_S = 0.1
 PUBLISH_RETRY_MAX_S = 2.0
 
@@ -36,7 +38,8 @@ class Pads:
         self.relay = relay
         self._settings = settings
         self.rooms: dict[str, Room] = {}
-        self.writer = UpdateWriter(store, self._on_stored)
+        self.checkpoints = Checkpointer(store, every=settings.pad_compact_updates)
+        self.writer = UpdateWriter(store, self._on_stored, self._on_refused, self.checkpoints.wrote, self._on_ended)
         self._outbox: list[RelayMessage] = []
         self._publisher: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -58,7 +61,6 @@ class Pads:
             room.doc.apply_update(stored.state)
             room.marks = stored.marks
             room.size = stored.size
-            room.unfolded = len(stored.log_ids)
             room.ready.set()
             backlog, room.backlog = room.backlog, []
             for message in backlog:
@@ -67,7 +69,7 @@ class Pads:
             await room.ready.wait()
             if self.rooms.get(key) is not room:  # its load failed: try again
                 return await self.open(pad, frozen=frozen)
-        room.frozen = room.frozen or frozen
+        room.frozen = room.frozen or frozen or pad in self.writer.ended
         room.users += 1  # not idle from here: the caller attaches a socket, or releases the room
         room.idle_since = None
         return room
@@ -125,7 +127,7 @@ class Pads:
         if room.frozen:
             if not room.adds_anything(update):
                 return None
-            return CLOSE_FROZEN, "session ended: the pad is read-only"
+            return CLOSE_FROZEN, FROZEN_REASON
         limit = self._settings.pad_max_doc_bytes
         if room.size + len(update) > limit:
             room.size = len(room.doc.get_update()) + room.pending_bytes
@@ -143,7 +145,6 @@ class Pads:
             room = item.room
             room.size -= len(item.pending.update)  # counted again by apply()
             room.apply(item.pending.update, exclude=item.origin)
-            room.unfolded += 1
             by_room[room].append(item)
         out = []
         for room, items in by_room.items():
@@ -151,9 +152,29 @@ class Pads:
             payload = updates[0] if len(updates) == 1 else merge_updates(*updates)
             first, last = items[0].pending.seq, items[-1].pending.seq
             out.append(RelayMessage(RelayKind.UPDATE, room.key, room.src, first, last, payload))
-            if room.unfolded >= self._settings.pad_compact_updates and not room.compacting:
-                self._spawn(self._compact(room))
         self._publish(out)
+
+    def _on_ended(self, ended: set[ObjectId]) -> None:
+        """The store says these sessions ended: freeze their pads loaded here (not only those with an
+        update in the batch: a room may hear of the end long after it, and the next check won't say)."""
+        for pad in ended:
+            room = self.rooms.get(str(pad))
+            if room is not None and not room.frozen:
+                log.info("pad %s: the store says its session ended; frozen here", room.key)
+                self.freeze_soon(room.key)
+
+    def _on_refused(self, refused: list[Item]) -> None:
+        """The store says these pads are frozen (this instance may not have heard of the end): freeze
+        them here, close the sockets that sent the refused edits (4409), tell the other instances."""
+        rooms: dict[Room, None] = {}
+        for item in refused:
+            item.room.size -= len(item.pending.update)
+            rooms[item.room] = None
+            if item.origin is not None:
+                item.origin.close_soon(CLOSE_FROZEN, FROZEN_REASON)
+        for room in rooms:
+            if not room.frozen:
+                self.freeze_soon(room.key)
 
     def _publish(self, out: list[RelayMessage]) -> None:
         """Queue for the publisher task: the writer never waits for Redis."""
@@ -257,20 +278,15 @@ class Pads:
 
     async def freeze(self, pad_key: str) -> None:
         """The session ended: refuse further edits here and on every instance."""
+        self.freeze_soon(pad_key)
+
+    def freeze_soon(self, pad_key: str) -> None:
+        """Freeze the pad here, and tell the other instances (the relay is the fast path; should its
+        message be lost, each instance learns it from the store at its next write: see writer.py)."""
         room = self.rooms.get(pad_key)
         if room is not None:
             room.frozen = True
         self._publish([RelayMessage(RelayKind.FREEZE, pad_key, "-", 0, 0, b"")])
-
-    async def _compact(self, room: Room) -> None:
-        room.compacting = True
-        try:
-            folded = await self.store.compact(room.pad)
-            room.unfolded = max(0, room.unfolded - folded) if folded else 0
-        except PyMongoError as exc:
-            log.warning("pad %s: compaction failed: %r", room.key, exc)
-        finally:
-            room.compacting = False
 
     async def maintain_forever(self) -> None:
         """Unload idle pads and time out stale presence."""
@@ -292,7 +308,6 @@ class Pads:
                 room.idle_since is not None
                 and now - room.idle_since >= self._settings.pad_idle_unload_s
                 and room.inflight == 0
-                and not room.compacting
                 and not room.repairing
             ):
                 del self.rooms[key]

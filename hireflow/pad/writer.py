@@ -3,6 +3,14 @@
 One writer per process, for every pad: a burst of keystrokes on hundreds of pads costs one MongoDB round
 trip, not one each. A batch that fails (MongoDB restarting) is retried, in order, until it is stored;
 meanwhile new updates queue behind it and nobody sees any of them.
+
+Each batch first asks MongoDB which sessions ended since the previous batch asked (one index range read
+on `endedAt`, with `CLOCK_SKEW_S` of overlap for the clocks of the instances that wrote it): those pads
+are frozen here from then on, and their updates are refused, not stored, whatever this instance heard.
+The check is made once per batch, before the first attempt, so a retried batch never changes its mind
+about what it stores. An update that races the end itself (checked just before the end is written) is
+stored, and seen by everyone like any other; every update that reaches this writer after the end is
+stored is refused.
 """
 
 from __future__ import annotations
@@ -12,15 +20,25 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+from typing import TypeVar
 
+from bson import ObjectId
 from pycrdt import merge_updates
 from pymongo.errors import PyMongoError
 
 from hireflow.pad.room import PadSocket, Room
 from hireflow.pad.store import PadStore, PendingUpdate
+from hireflow.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
+R = TypeVar("R")
+
+CLOCK_SKEW_S = 60.0
+"""Overlap of consecutive "which sessions ended" reads: `endedAt` comes from the ending instance's clock."""
+ENDED_REMEMBERED = 100_000
 RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 2.0
 
@@ -33,12 +51,30 @@ class Item:
 
 
 StoredHandler = Callable[[list[Item]], Awaitable[None]]
+RefusedHandler = Callable[[list[Item]], None]
+AppendedHandler = Callable[[ObjectId], None]
+EndedHandler = Callable[[set[ObjectId]], None]
 
 
 class UpdateWriter:
-    def __init__(self, store: PadStore, on_stored: StoredHandler, *, max_batch: int = 2000) -> None:
+    def __init__(
+        self,
+        store: PadStore,
+        on_stored: StoredHandler,
+        on_refused: RefusedHandler,
+        on_appended: AppendedHandler,
+        on_ended: EndedHandler,
+        *,
+        max_batch: int = 2000,
+    ) -> None:
         self._store = store
         self._on_stored = on_stored
+        self._on_refused = on_refused
+        self._on_appended = on_appended
+        self._on_ended = on_ended
+        self._checked_at = utcnow()
+        self.ended: dict[ObjectId, None] = {}
+        """Sessions seen ended by a check (the latest `ENDED_REMEMBERED`), for pads loaded later."""
         self._max_batch = max_batch
         self._queue: list[Item] = []
         self._task: asyncio.Task[None] | None = None
@@ -58,25 +94,48 @@ class UpdateWriter:
     async def _run(self) -> None:
         while self._queue:
             batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
-            delay_s = RETRY_FIRST_S
-            while True:
-                try:
-                    await self._store.append(_grouped(batch))
-                    break
-                except PyMongoError as exc:
-                    log.warning("pad writer: storing %d updates failed, retrying: %r", len(batch), exc)
-                    await asyncio.sleep(delay_s)
-                    delay_s = min(delay_s * 2, RETRY_MAX_S)
-            self.stored_total += len(batch)
+            frozen = await self._retrying("checking", len(batch), partial(self._frozen, batch))
+            stored = [item for item in batch if item.room.pad not in frozen]
+            if stored:
+                batch_id, grouped = ObjectId(), _grouped(stored)  # one id for every attempt: retries are no-ops
+                await self._retrying("storing", len(stored), partial(self._store.append, batch_id, grouped))
+                self._on_appended(batch_id)
+            self.stored_total += len(stored)
             self.batches_total += 1
             self.queued_bytes -= sum(len(item.pending.update) for item in batch)
             for item in batch:
                 item.room.inflight -= 1
                 item.room.pending_bytes -= len(item.pending.update)
+            if len(stored) < len(batch):
+                self._on_refused([item for item in batch if item.room.pad in frozen])
             try:
-                await self._on_stored(batch)
+                if stored:
+                    await self._on_stored(stored)
             except Exception:
                 log.exception("pad writer: handling a stored batch failed")
+
+    async def _frozen(self, batch: list[Item]) -> set[ObjectId]:
+        now = utcnow()
+        ended = await self._store.ended_since(self._checked_at - timedelta(seconds=CLOCK_SKEW_S))
+        self._checked_at = now
+        for pad in ended:
+            self.ended[pad] = None
+        while len(self.ended) > ENDED_REMEMBERED:
+            del self.ended[next(iter(self.ended))]
+        if ended:
+            self._on_ended(ended)
+        return {item.room.pad for item in batch if item.room.frozen or item.room.pad in ended}
+
+    async def _retrying(self, what: str, count: int, call: Callable[[], Awaitable[R]]) -> R:
+        """`call()` until MongoDB answers (backing off)."""
+        delay_s = RETRY_FIRST_S
+        while True:
+            try:
+                return await call()
+            except PyMongoError as exc:
+                log.warning("pad writer: %s %d updates failed, retrying: %r", what, count, exc)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, RETRY_MAX_S)
 
     async def drain(self, timeout_s: float) -> None:
         """Wait (bounded) for what is queued to be stored, e.g. on shutdown."""
@@ -90,9 +149,8 @@ class UpdateWriter:
 
 
 def _grouped(batch: list[Item]) -> list[PendingUpdate]:
-    """One stored document per pad life in the batch: its updates merged (pycrdt), under the range of
-    sequence numbers they had. Under load this divides the documents written by the keystrokes per
-    batch, and the document count is what a MongoDB-wire server pays for."""
+    """One entry per pad life in the batch: its updates merged (pycrdt), under the range of sequence
+    numbers they had (the batch is one stored document for all pads: store.py)."""
     by_src: dict[str, list[PendingUpdate]] = {}
     for item in batch:
         by_src.setdefault(item.pending.src, []).append(item.pending)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,9 @@ from hireflow.services.access import can_read, public_view
 from hireflow.services.sessions import SessionService
 
 log = logging.getLogger(__name__)
+
+PadPresenceReader = Callable[[str], Awaitable[dict[str, bool]]]
+"""Who has a session's pad open (`{"host": …, "participant": …}`), for its topic's snapshot."""
 
 
 @dataclass
@@ -49,8 +52,11 @@ class Hub:
         listener: Listener,
         sessions: SessionService,
         versions: CacheVersions,
+        *,
+        pad_presence: PadPresenceReader | None = None,
     ) -> None:
         self.bus = bus
+        self._pad_presence = pad_presence
         self.listener = listener
         self._sessions = sessions
         self._versions = versions
@@ -203,6 +209,12 @@ class Hub:
             return [public_view(session) for session in await self._sessions.active(versions)]
         return public_view(await self._sessions.get(topic[len(protocol.SESSION_PREFIX) :], versions))
 
+    async def _pad_state(self, topic: str) -> dict[str, bool] | None:
+        """Read after `bus.meta`, like the session: a later `pad.presence` event is never older than it."""
+        if self._pad_presence is None or topic == protocol.LOBBY:
+            return None
+        return await self._pad_presence(topic[len(protocol.SESSION_PREFIX) :])
+
     async def _readable(self, conn: Connection, sub: Subscription) -> bool:
         """Whether the subscriber may follow the topic. Checked before anything touches Redis, so a
         subscribe to a session that does not exist (or that the caller may not see) creates nothing:
@@ -244,13 +256,14 @@ class Hub:
             else:
                 try:
                     state = await self.state(sub.topic)
+                    pad = await self._pad_state(sub.topic)
                 except NotFound:
                     await conn.write(protocol.error_frame("not_found", "Session not found"))
                     self.unsubscribe(conn, sub.topic)
                     return
                 if reason is not None:
                     await conn.write(protocol.reset_frame(sub.topic, reason))
-                await conn.write(protocol.snapshot_frame(sub.topic, epoch, seq, state))
+                await conn.write(protocol.snapshot_frame(sub.topic, epoch, seq, state, pad))
             sub.epoch, sub.last_seq = epoch, seq
             if not sub.pending_lost:
                 break

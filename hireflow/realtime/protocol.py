@@ -129,9 +129,13 @@ def wire_text_frame(payload: bytes) -> bytes:
     return header + payload
 
 
-def snapshot_frame(topic: str, epoch: str, seq: int, state: Any) -> bytes:
+def snapshot_frame(topic: str, epoch: str, seq: int, state: Any, pad: dict[str, bool] | None = None) -> bytes:
+    """A topic's snapshot; a session topic's also says who has the session's pad open (`pad`)."""
     key = "sessions" if topic == LOBBY else "session"
-    return frame({"type": "snapshot", "topic": topic, "epoch": epoch, "seq": seq, key: state})
+    message = {"type": "snapshot", "topic": topic, "epoch": epoch, "seq": seq, key: state}
+    if pad is not None:
+        message["pad"] = pad
+    return frame(message)
 
 
 def reset_frame(topic: str, reason: ResetReason) -> bytes:

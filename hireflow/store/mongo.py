@@ -34,6 +34,8 @@ SESSION_INDEXES = [
     ),
     IndexModel([("streamDirty", ASCENDING), ("updatedAt", ASCENDING)], name="streamDirty_updated"),
     IndexModel([("outbox.at", ASCENDING)], name="outbox_at"),
+    # The pad writer asks, before each batch, which sessions ended since it last asked (pad/writer.py).
+    IndexModel([("endedAt", ASCENDING)], name="endedAt"),
 ]
 
 # Idempotency-Key records expire a day after they were made (the key may then be used again).

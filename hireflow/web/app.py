@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ from hireflow.clerk.tokens import TokenVerifier
 from hireflow.errors import HireFlowError
 from hireflow.events import FanOut, LoggingSink
 from hireflow.observability import HubCollector, Metrics, serve_metrics
-from hireflow.pad.lifecycle import close_pad_sockets, pads_ctx
+from hireflow.pad.lifecycle import STOP_TIMEOUT_S, close_pad_sockets, pads_ctx, stop_then_cancel
+from hireflow.pad.presence import PadPresence
 from hireflow.pad.sink import PadSink
 from hireflow.piston.client import piston_client
 from hireflow.piston.runtimes import RuntimeCatalog
@@ -132,7 +134,10 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         max_active_hosted=settings.quota_active_sessions if settings.quotas_enabled else None,
     )
     listener = Listener(app[K.REDIS], heartbeat_s=settings.rt_bus_heartbeat_s)
-    hub = app[K.HUB] = Hub(bus, listener, app[K.SESSIONS], app[K.VERSIONS])
+    presence = app[K.PAD_PRESENCE] = PadPresence(
+        app[K.REDIS], realtime, secrets.token_hex(6), timeout_s=settings.pad_presence_timeout_s
+    )
+    hub = app[K.HUB] = Hub(bus, listener, app[K.SESSIONS], app[K.VERSIONS], pad_presence=presence.read)
     app[K.METRICS].registry.register(HubCollector(hub))
     app[K.USER_SYNC] = UserSync(users, app[K.USERS], app[K.SESSIONS], session_repo, app[K.QUEUE], hub.disconnect_user)
     pads = app[K.PADS]
@@ -148,12 +153,16 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     held = lambda: [(user_id, seats.seat_id(conn.ws)) for user_id, conn in hub.user_connections()]  # noqa: E731
     renewing = asyncio.create_task(seats.renew_forever(held))
     expiring = asyncio.create_task(close_expired_forever(hub, settings.ws_token_grace_s))
+    presencing = asyncio.create_task(presence.run_forever())
     # Serve once the bus is subscribed (or after a short wait while Redis is down: REST still works).
     await listener.wait_connected(LISTENER_START_TIMEOUT_S)
     yield
-    for task in (listening, repairing, renewing, expiring):
+    # Stopped, not cancelled, first: a cancellation landing inside redis-py can leave the call hanging.
+    await stop_then_cancel(presence.stop, presencing, STOP_TIMEOUT_S)
+    for task in (listening, repairing, renewing, expiring, presencing):
         task.cancel()
-    await asyncio.gather(listening, repairing, renewing, expiring, return_exceptions=True)
+    await asyncio.gather(listening, repairing, renewing, expiring, presencing, return_exceptions=True)
+    await presence.release_all()  # the pad sockets closed on shutdown: nobody here has a pad open
     await app[K.SESSIONS].aclose()
     log.info("realtime hub stats: %s", hub.stats)
 

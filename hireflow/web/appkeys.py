@@ -13,6 +13,7 @@ from hireflow.clerk.api import ClerkApi
 from hireflow.clerk.tokens import TokenVerifier
 from hireflow.events import EventSink
 from hireflow.observability import Metrics
+from hireflow.pad.presence import PadPresence
 from hireflow.pad.rooms import Pads
 from hireflow.piston.client import PistonClient
 from hireflow.piston.runtimes import RuntimeCatalog
@@ -46,6 +47,7 @@ SESSIONS = web.AppKey("sessions", SessionService)
 QUOTAS = web.AppKey("quotas", Quotas)
 SEATS = web.AppKey("seats", Seats)
 PADS = web.AppKey("pads", Pads)
+PAD_PRESENCE = web.AppKey("pad_presence", PadPresence)
 CHAT: web.AppKey[StreamChatAsync | None] = web.AppKey("chat")
 ORIGINS = web.AppKey("origins", OriginPolicy)
 REALTIME = web.AppKey("realtime", RealtimeSink)

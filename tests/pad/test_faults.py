@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,8 +16,8 @@ from hireflow import embedded
 from hireflow.pad.store import PadStore
 from hireflow.web.app import create_app
 from tests.conftest import Factory, make_settings, serve
-from tests.support.pad import Peer, new_session, peer
-from tests.support.workers import ROOT, eventually, settings_env
+from tests.support.pad import Peer, new_session, peer, start_web
+from tests.support.workers import eventually
 
 
 class Typist:
@@ -60,14 +58,6 @@ async def _converged(mongo, session_id: str, replicas: list[Peer], typists: list
     return await _stored_text(mongo, session_id) == text
 
 
-def _start_web(settings, log_path: Path) -> subprocess.Popen[bytes]:
-    """A real `run_web.py` process (so that it can be SIGKILLed)."""
-    with open(log_path, "wb") as log:
-        return subprocess.Popen(
-            [sys.executable, str(ROOT / "run_web.py")], env=settings_env(settings), stdout=log, stderr=log
-        )
-
-
 def _directory(path: Path) -> str:
     path.mkdir()
     return str(path)
@@ -76,7 +66,7 @@ def _directory(path: Path) -> str:
 @pytest.mark.timeout(120)
 async def test_sigkill_of_a_web_process_mid_edit_loses_nothing(client, settings, factory: Factory, mongo, tmp_path):
     port = embedded.free_port()
-    web = _start_web(settings.model_copy(update={"port": port}), tmp_path / "web.log")
+    web = start_web(settings.model_copy(update={"port": port}), tmp_path / "web.log")
     try:
         await asyncio.to_thread(embedded.wait_for_port, port, web)
         host, guest = await factory.user("host"), await factory.user("guest")

@@ -53,6 +53,38 @@ async def test_ending_the_session_freezes_the_pad_on_every_instance(client, seco
         await b.close()
 
 
+async def test_a_freeze_whose_relay_message_is_lost_still_holds(client, second, factory: Factory, mongo, monkeypatch):
+    """The instance that ended the session dies before relaying the freeze (here: never relays it):
+    the other instance's open room learns it from the store at its next write."""
+    host, guest = await factory.user("host"), await factory.user("guest")
+    session_id = await new_session(client, host, guest)
+    a = await peer(client, session_id, host)
+    b = await peer(second, session_id, guest)
+    try:
+        a.code += "final"
+        await eventually(lambda: _same(b, "final"), timeout_s=5)
+
+        async def lost(pad_key: str) -> None:
+            return None
+
+        monkeypatch.setattr(client.app[PADS], "freeze", lost)
+        assert (await client.post(f"/api/sessions/{session_id}/end", headers=host.headers)).status == 200
+        room = second.app[PADS].rooms[session_id]
+        assert not room.frozen  # B never heard of the end
+        stored = await mongo.pad_updates.count_documents({})
+        b.code += " (too late)"
+        await eventually(lambda: _closed_with(b, CLOSE_FROZEN), timeout_s=5)
+        assert room.frozen
+        assert await mongo.pad_updates.count_documents({}) == stored
+        body = await (await client.get(f"/api/sessions/{session_id}/pad/content", headers=host.headers)).json()
+        assert body["code"] == "final"
+        await asyncio.sleep(0.3)
+        assert a.text == "final"  # never forwarded to anyone
+    finally:
+        await a.close()
+        await b.close()
+
+
 async def _closed_with(replica, code):
     return replica.ws.closed and replica.ws.close_code == code
 
@@ -70,6 +102,7 @@ async def test_idle_pads_unload_and_reload_from_mongodb(infra, db_name, fake_cle
         a = await peer(app_client, session_id, host)
         for i in range(12):
             a.code += f"{i};"
+            await asyncio.sleep(0.1)  # one stored batch each: the checkpoint folds every 5 batches
         expected = a.text
 
         async def compacted():

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestClient
 from pycrdt import Doc, Map, Provider, Text
 
+from hireflow.settings import Settings
 from tests.conftest import ORIGIN, User
+from tests.support.workers import ROOT, settings_env
 
 
 class WsChannel:
@@ -120,3 +125,11 @@ async def new_session(app_client: TestClient, host: User, guest: User | None = N
         joined = await app_client.post(f"/api/sessions/{session_id}/join", headers=guest.headers)
         assert joined.status == 200, await joined.text()
     return session_id
+
+
+def start_web(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
+    """A real `run_web.py` process (so that it can be SIGKILLed)."""
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, str(ROOT / "run_web.py")], env=settings_env(settings), stdout=log, stderr=log
+        )

@@ -14,11 +14,12 @@ from pycrdt import Doc
 
 from hireflow.errors import Forbidden, Unauthorized
 from hireflow.pad import messages
+from hireflow.pad.presence import ROLES, Role
 from hireflow.pad.room import CLOSE_AUTH, CLOSE_MALFORMED, CLOSE_RATE, PadSocket, content_of
 from hireflow.services.sessions import SessionJson
 from hireflow.store.sessions import parse_id
 from hireflow.timeutil import iso
-from hireflow.web.appkeys import ORIGINS, PADS, SESSIONS, SETTINGS
+from hireflow.web.appkeys import ORIGINS, PAD_PRESENCE, PADS, SESSIONS, SETTINGS
 from hireflow.web.auth import Caller, authenticate, caller_for, token_from
 from hireflow.web.jsonio import error_response, json_response
 
@@ -30,17 +31,20 @@ SEND_QUEUE_MAX = 1024
 CLOSE_FLUSH_TIMEOUT_S = 2.0
 
 
-async def _member_session(request: web.Request, caller: Caller) -> tuple[ObjectId, SessionJson]:
-    """The session, when the caller is its host or participant: 404 unknown, 403 anyone else."""
+async def _member_session(request: web.Request, caller: Caller) -> tuple[ObjectId, SessionJson, Role]:
+    """The session and the caller's role in it, when host or participant: 404 unknown, 403 anyone else."""
     raw_id = request.match_info["id"]
     session = await request.app[SESSIONS].get(raw_id, caller.versions)
     clerk_id = caller.user.get("clerkId")
-    members = [(session.get(role) or {}).get("clerkId") for role in ("host", "participant")]
-    if clerk_id not in members:
+    role: Role | None = None
+    for member in ROLES:
+        if clerk_id is not None and (session.get(member) or {}).get("clerkId") == clerk_id:
+            role = member
+    if role is None:
         raise Forbidden("Only the host and the participant can open the pad")
     pad_id = parse_id(raw_id)
     assert pad_id is not None  # SessionService.get raised NotFound otherwise
-    return pad_id, session
+    return pad_id, session, role
 
 
 class _RateLimit:
@@ -80,7 +84,7 @@ async def pad_socket(request: web.Request) -> web.StreamResponse:
     if token is None:
         raise Unauthorized()
     caller = await caller_for(request, token)
-    pad_id, session = await _member_session(request, caller)
+    pad_id, session, role = await _member_session(request, caller)
     pads = request.app[PADS]
     room = await pads.open(pad_id, frozen=session.get("status") != "active")
 
@@ -95,6 +99,8 @@ async def pad_socket(request: web.Request) -> web.StreamResponse:
     sock = PadSocket(ws, caller.claims.user_id, queue_max=SEND_QUEUE_MAX, expires_at=caller.claims.expires_at)
     sock.start()
     pads.attach(room, sock)
+    presence = request.app[PAD_PRESENCE]
+    presence.opened(room.key, role)
     delay_s = max(0.0, caller.claims.expires_at + settings.ws_token_grace_s - time.time())
     expiry = asyncio.get_running_loop().call_later(delay_s, sock.close_soon, CLOSE_AUTH, "token expired")
     limit = _RateLimit(settings.pad_max_messages_per_s)
@@ -107,6 +113,7 @@ async def pad_socket(request: web.Request) -> web.StreamResponse:
     finally:
         expiry.cancel()
         pads.detach(room, sock)
+        presence.closed(room.key, role)
         if sock.closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(sock.done()), CLOSE_FLUSH_TIMEOUT_S)
@@ -130,7 +137,7 @@ def _handle(request: web.Request, room: Any, sock: PadSocket, limit: _RateLimit,
 @routes.get("/api/sessions/{id}/pad/content")
 async def pad_content(request: web.Request) -> web.Response:
     caller = await authenticate(request)
-    pad_id, _session = await _member_session(request, caller)
+    pad_id, _session, _role = await _member_session(request, caller)
     stored = await request.app[PADS].store.load(pad_id)
     doc: Doc[Any] = Doc()
     doc.apply_update(stored.state)
