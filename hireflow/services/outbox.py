@@ -37,7 +37,7 @@ class OutboxClearer:
         while self._pending:
             batch, self._pending = self._pending, {}
             try:
-                await self._sessions.mark_announced_many(batch)
+                await self._sessions.mark_announced(batch)
             except PyMongoError as exc:  # the changes stand and went out; the reconciler repeats them
                 log.warning("%d outboxes not cleared: %r", len(batch), exc)
 

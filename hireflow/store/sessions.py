@@ -206,18 +206,9 @@ class SessionRepo:
         await self._sessions.update_one(synced, {"$set": {"streamDirty": False, "streamError": error}})
         return changed
 
-    async def mark_announced(self, session_id: ObjectId, ev: int) -> None:
-        """Clear the outbox of change `ev` and remember that it went out; a newer change keeps its outbox."""
-        await self._sessions.update_one(
-            {"_id": session_id, "ev": ev}, {"$unset": {"outbox": ""}, "$set": {"announcedEv": ev}}
-        )
-
-    async def mark_announced_many(self, changes: dict[ObjectId, int]) -> None:
-        """`mark_announced` for many sessions in one round trip (one bulk write)."""
-        if len(changes) == 1:
-            [(session_id, ev)] = changes.items()
-            await self.mark_announced(session_id, ev)
-            return
+    async def mark_announced(self, changes: dict[ObjectId, int]) -> None:
+        """For each session, clear the outbox of change `ev` and remember that it went out (a newer change
+        keeps its outbox); all in one round trip (one bulk write)."""
         await self._sessions.bulk_write(
             [
                 UpdateOne({"_id": session_id, "ev": ev}, {"$unset": {"outbox": ""}, "$set": {"announcedEv": ev}})
