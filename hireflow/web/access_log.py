@@ -33,24 +33,19 @@ class AccessLog:
         self, method: str, route: str, status: int, duration_s: float, user_id: str | None, request_id: str
     ) -> None:
         duration_ms = duration_s * 1000
+        message = f"{method} {route} {status} {duration_ms:.1f}ms"
+        fields = {
+            "method": method,
+            "route": route,
+            "status": status,
+            "duration_ms": round(duration_ms, 2),
+            "user_id": user_id,
+            "request_id": request_id,
+        }
         stream = observability.direct_json_stream(logger)
         if stream is None:
             if logger.isEnabledFor(logging.INFO):
-                logger.info(
-                    "%s %s %s %.1fms",
-                    method,
-                    route,
-                    status,
-                    duration_ms,
-                    extra={
-                        "method": method,
-                        "route": route,
-                        "status": status,
-                        "duration_ms": round(duration_ms, 2),
-                        "user_id": user_id,
-                        "request_id": request_id,
-                    },
-                )
+                logger.info("%s", message, extra=fields)
             return
         now = time.time()
         second = int(now)
@@ -60,13 +55,8 @@ class AccessLog:
             "time": f"{self._stamp}.{int((now - second) * 1000):03d}Z",
             "level": "info",
             "logger": "hireflow.access",
-            "message": f"{method} {route} {status} {duration_ms:.1f}ms",
-            "method": method,
-            "route": route,
-            "status": status,
-            "duration_ms": round(duration_ms, 2),
-            "user_id": user_id,
-            "request_id": request_id,
+            "message": message,
+            **fields,
         }
         if not self._pending:
             asyncio.get_running_loop().call_soon(self._flush, stream)
