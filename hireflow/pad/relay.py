@@ -1,5 +1,8 @@
 """Pad traffic between web instances over Redis pub/sub (one binary channel, at-most-once).
 
+Everything one `publish` call is given goes out as one pub/sub message (a stored batch's updates for
+every pad in it, say), so a receiving instance pays redis-py's per-message cost per batch, not per pad.
+
 Pub/sub may drop messages (a reconnect, a Redis restart). Nothing is lost for that: an update is in
 MongoDB before it is published, each carries its writer's sequence numbers, and an instance that sees a
 gap, or whose subscription reconnects, reloads the pad from MongoDB (see rooms.py).
@@ -8,6 +11,7 @@ gap, or whose subscription reconnects, reloads the pad from MongoDB (see rooms.p
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -47,6 +51,44 @@ class RelayMessage:
         return cls(RelayKind(kind), pad.decode(), src.decode(), int(first), int(last), payload)
 
 
+_LENGTH = struct.Struct(">I")
+PACK_MAX_BYTES = 512 * 1024
+"""A pack is closed past this size (a pub/sub message should stay small next to Redis's buffers)."""
+
+
+def pack(messages: list[RelayMessage]) -> list[bytes]:
+    """Messages as few pub/sub payloads: each a run of (4-byte length, encoded message)."""
+    out: list[bytes] = []
+    parts: list[bytes] = []
+    size = 0
+    for message in messages:
+        encoded = message.encode()
+        if parts and size + len(encoded) > PACK_MAX_BYTES:
+            out.append(b"".join(parts))
+            parts, size = [], 0
+        parts += (_LENGTH.pack(len(encoded)), encoded)
+        size += 4 + len(encoded)
+    if parts:
+        out.append(b"".join(parts))
+    return out
+
+
+def unpack(data: bytes) -> list[RelayMessage]:
+    """The messages of one payload made by `pack`; ValueError if it is not one."""
+    out = []
+    at = 0
+    while at < len(data):
+        if at + 4 > len(data):
+            raise ValueError("truncated relay pack")
+        (length,) = _LENGTH.unpack_from(data, at)
+        end = at + 4 + length
+        if end > len(data):
+            raise ValueError("truncated relay pack")
+        out.append(RelayMessage.decode(data[at + 4 : end]))
+        at = end
+    return out
+
+
 MessageHandler = Callable[[RelayMessage], Awaitable[None]]
 
 
@@ -62,10 +104,17 @@ class Relay:
         return self._subscriber.connected
 
     async def publish(self, messages: list[RelayMessage]) -> None:
-        """One round trip for every message; raises RedisError when Redis is unreachable."""
+        """One round trip, and one pub/sub message per `PACK_MAX_BYTES`, for every message; raises
+        RedisError when Redis is unreachable."""
+        payloads = pack(messages)
+        if not payloads:
+            return
+        if len(payloads) == 1:
+            await self._redis.publish(keys.PAD_RELAY, payloads[0])
+            return
         async with self._redis.pipeline(transaction=False) as pipe:
-            for message in messages:
-                pipe.publish(keys.PAD_RELAY, message.encode())
+            for payload in payloads:
+                pipe.publish(keys.PAD_RELAY, payload)
             await pipe.execute()
 
     async def wait_connected(self, timeout_s: float) -> bool:
@@ -76,10 +125,11 @@ class Relay:
 
         async def on_data(_channel: str, data: bytes) -> None:
             try:
-                decoded = RelayMessage.decode(data)
+                decoded = unpack(data)
             except ValueError:
                 log.warning("pad relay: ignoring a malformed message")
                 return
-            await on_message(decoded)
+            for message in decoded:
+                await on_message(message)
 
         await self._subscriber.run(on_data, on_reconnect)

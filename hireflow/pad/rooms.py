@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
 from typing import Any
 
 import orjson
 from bson import ObjectId
-from pycrdt import create_sync_message, merge_updates
+from pycrdt import create_sync_message
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
@@ -20,7 +19,7 @@ from hireflow.pad.checkpoint import Checkpointer
 from hireflow.pad.messages import Kind, Message
 from hireflow.pad.relay import Relay, RelayKind, RelayMessage
 from hireflow.pad.room import CLOSE_AUTH, CLOSE_FROZEN, CLOSE_TOO_BIG, PadSocket, Room
-from hireflow.pad.store import PadStore
+from hireflow.pad.store import PadStore, PendingUpdate
 from hireflow.pad.writer import Item, UpdateWriter
 from hireflow.settings import Settings
 
@@ -139,20 +138,14 @@ class Pads:
 
     # --- stored: apply, forward, publish -------------------------------------------------------
 
-    async def _on_stored(self, batch: list[Item]) -> None:
-        by_room: dict[Room, list[Item]] = defaultdict(list)
+    async def _on_stored(self, batch: list[Item], grouped: list[PendingUpdate]) -> None:
         for item in batch:
-            room = item.room
-            room.size -= len(item.pending.update)  # counted again by apply()
-            room.apply(item.pending.update, exclude=item.origin)
-            by_room[room].append(item)
-        out = []
-        for room, items in by_room.items():
-            updates = [item.pending.update for item in items]
-            payload = updates[0] if len(updates) == 1 else merge_updates(*updates)
-            first, last = items[0].pending.seq, items[-1].pending.seq
-            out.append(RelayMessage(RelayKind.UPDATE, room.key, room.src, first, last, payload))
-        self._publish(out)
+            item.room.size -= len(item.pending.update)  # counted again by apply()
+            item.room.apply(item.pending.update, exclude=item.origin)
+        # As stored: one message per pad life, its updates already merged by the writer.
+        self._publish(
+            [RelayMessage(RelayKind.UPDATE, str(u.pad), u.src, u.first or u.seq, u.seq, u.update) for u in grouped]
+        )
 
     def _on_ended(self, ended: set[ObjectId]) -> None:
         """The store says these sessions ended: freeze their pads loaded here (not only those with an
@@ -226,7 +219,12 @@ class Pads:
         mark = room.marks.get(message.src, 0)
         if message.last <= mark:
             return  # already loaded from MongoDB
-        room.apply(message.payload)
+        try:
+            room.apply(message.payload)
+        except ValueError:  # not a Yjs update: nothing was applied; the store has what was meant
+            log.warning("pad %s: a relayed update from %s does not decode; repairing", room.key, message.src)
+            self._spawn(self.repair(room))
+            return
         if message.first == mark + 1:
             room.marks[message.src] = message.last
         else:

@@ -50,7 +50,8 @@ class Item:
     pending: PendingUpdate
 
 
-StoredHandler = Callable[[list[Item]], Awaitable[None]]
+StoredHandler = Callable[[list[Item], list[PendingUpdate]], Awaitable[None]]
+"""Called with the stored items and, as stored, one merged entry per pad life (`_grouped`)."""
 RefusedHandler = Callable[[list[Item]], None]
 AppendedHandler = Callable[[ObjectId], None]
 EndedHandler = Callable[[set[ObjectId]], None]
@@ -96,8 +97,9 @@ class UpdateWriter:
             batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
             frozen = await self._retrying("checking", len(batch), partial(self._frozen, batch))
             stored = [item for item in batch if item.room.pad not in frozen]
+            grouped = _grouped(stored)
             if stored:
-                batch_id, grouped = ObjectId(), _grouped(stored)  # one id for every attempt: retries are no-ops
+                batch_id = ObjectId()  # one id for every attempt: retries are no-ops
                 await self._retrying("storing", len(stored), partial(self._store.append, batch_id, grouped))
                 self._on_appended(batch_id)
             self.stored_total += len(stored)
@@ -110,7 +112,7 @@ class UpdateWriter:
                 self._on_refused([item for item in batch if item.room.pad in frozen])
             try:
                 if stored:
-                    await self._on_stored(stored)
+                    await self._on_stored(stored, grouped)
             except Exception:
                 log.exception("pad writer: handling a stored batch failed")
 
