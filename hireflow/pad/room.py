@@ -17,6 +17,9 @@ from aiohttp import web
 from bson import ObjectId
 from pycrdt import Awareness, Doc, Map, Text, create_awareness_message, create_update_message
 
+from hireflow.realtime.connection import FAST_PATH_MAX_BUFFERED
+from hireflow.realtime.protocol import wire_binary_frame
+
 log = logging.getLogger(__name__)
 
 CLOSE_FROZEN = 4409
@@ -30,17 +33,29 @@ CLOSE_GOING_AWAY = 1001
 
 
 class PadSocket:
-    """A client's WebSocket: frames go through a bounded queue drained by one writer task, so a
-    broadcast never awaits a slow client; one that falls `queue_max` frames behind is closed with
-    1013 (its provider reconnects and re-syncs, losing nothing)."""
+    """A client's WebSocket. A frame goes straight to the transport (on the loop thread; under uvloop a
+    C call, sent at the end of the loop iteration) when nothing is queued or being sent ahead of it and
+    little is buffered; otherwise into a bounded queue drained by the socket's writer task, so a
+    broadcast never awaits a slow client. One that falls `queue_max` frames behind is closed with 1013
+    (its provider reconnects and re-syncs, losing nothing)."""
 
-    def __init__(self, ws: web.WebSocketResponse, user_id: str, *, queue_max: int, expires_at: float) -> None:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport | None,
+        user_id: str,
+        *,
+        queue_max: int,
+        expires_at: float,
+    ) -> None:
         self.ws = ws
         self.user_id = user_id
         self.expires_at = expires_at
         self.client_ids: set[int] = set()
+        self._transport = transport
         self._queue: asyncio.Queue[bytes | tuple[int, str]] = asyncio.Queue(maxsize=queue_max)
         self._closing = False
+        self._sending = False
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -48,6 +63,16 @@ class PadSocket:
 
     def send(self, frame: bytes) -> None:
         if self._closing:
+            return
+        transport = self._transport
+        if (
+            not self._sending
+            and self._queue.empty()
+            and transport is not None
+            and not transport.is_closing()
+            and transport.get_write_buffer_size() < FAST_PATH_MAX_BUFFERED
+        ):
+            transport.write(wire_binary_frame(frame))
             return
         try:
             self._queue.put_nowait(frame)
@@ -71,10 +96,12 @@ class PadSocket:
         try:
             while True:
                 item = await self._queue.get()
+                self._sending = True
                 if isinstance(item, tuple):
                     await self.ws.close(code=item[0], message=item[1].encode())
                     return
                 await self.ws.send_bytes(item)
+                self._sending = False
         except (ConnectionError, RuntimeError, asyncio.CancelledError):
             return
 

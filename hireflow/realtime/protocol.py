@@ -119,13 +119,22 @@ def wire_text_frame(payload: bytes) -> bytes:
     """A complete, unmasked server-to-client WebSocket text frame (RFC 6455 §5.2) around `payload`.
 
     Built once per event: every subscriber's socket gets the very same bytes."""
+    return _wire_frame(0x81, payload)
+
+
+def wire_binary_frame(payload: bytes) -> bytes:
+    """The same for a binary frame (the pad's y-websocket messages)."""
+    return _wire_frame(0x82, payload)
+
+
+def _wire_frame(first_byte: int, payload: bytes) -> bytes:
     n = len(payload)
     if n < 126:
-        header = bytes((0x81, n))
+        header = bytes((first_byte, n))
     elif n < 65536:
-        header = bytes((0x81, 126)) + n.to_bytes(2, "big")
+        header = bytes((first_byte, 126)) + n.to_bytes(2, "big")
     else:
-        header = bytes((0x81, 127)) + n.to_bytes(8, "big")
+        header = bytes((first_byte, 127)) + n.to_bytes(8, "big")
     return header + payload
 
 

@@ -96,7 +96,9 @@ async def pad_socket(request: web.Request) -> web.StreamResponse:
     except BaseException:
         pads.release(room)
         raise
-    sock = PadSocket(ws, caller.claims.user_id, queue_max=SEND_QUEUE_MAX, expires_at=caller.claims.expires_at)
+    sock = PadSocket(
+        ws, request.transport, caller.claims.user_id, queue_max=SEND_QUEUE_MAX, expires_at=caller.claims.expires_at
+    )
     sock.start()
     pads.attach(room, sock)
     presence = request.app[PAD_PRESENCE]
