@@ -1,23 +1,27 @@
 """Pads in MongoDB: a log of group-commit batches (`pad_updates`) and one snapshot per pad (`pad_snapshots`).
 
-One stored document per batch, whatever the number of pads in it: `{_id, pads: [pad…], u: {"<pad>":
-[{s, f, q, u}…]}, at}`. Each entry holds the updates `f..q` (merged) of one life `s` of a pad in one web
-process: `src` names that life and `seq` counts its updates from 1, so each writer appends without
-contending with the others and a reader can tell when it missed one. Stored documents per second
-therefore follow the batch rate, not the number of pads (a MongoDB-wire server pays per document).
+One stored document per batch, whatever the number of pads in it: `{_id, u: {"<pad>": [{s, f, q, u}…]},
+at}`. Each entry holds the updates `f..q` (merged) of one life `s` of a pad in one web process: `src`
+names that life and `seq` counts its updates from 1, so each writer appends without contending with
+the others and a reader can tell when it missed one. Stored documents per second therefore follow the
+batch rate, not the number of pads (a MongoDB-wire server pays per document), and a batch carries no
+per-pad index entry: on SecantusDB a multikey index over its pads tripled the cost of storing it and
+made deleting it ten times dearer, while a load, which wants every batch still holding its pad, gained
+little from it (under load every batch holds every busy pad).
 
 Yjs updates are idempotent and commute, so a pad is the merge of its snapshot and every entry for it
-still in the log, in any order. Loading a pad reads its snapshot and, through the multikey index on
-`pads`, only its own entries of the batches that hold it. A checkpoint (`fold`) merges whole batch
-documents into the snapshots of every pad they hold (each snapshot written only if no other checkpoint
-won the race, else merged again), and only then deletes them: a crash in between only leaves updates
-applied twice. Each instance folds the batches it wrote, every `pad_compact_updates` of them, and any
-instance folds batches older than `ORPHAN_AFTER_S` (those of a dead instance, or of a quiet one), so a
-load reads a bounded number of batches.
+still in the log, in any order. Loading a pad reads its snapshot and its own entries (projected) of the
+batches still in the log: a bounded number, because checkpoints keep the log short. A checkpoint
+(`fold`) merges whole batch documents into the snapshots of every pad they hold (all of them written in
+one bulk write, each only over the version it was merged with, so a pad another checkpoint won is
+merged again), and only then deletes them: a crash in between only leaves updates applied twice. Each
+instance folds the batches it wrote, every `pad_compact_updates` of them, and any instance folds
+batches older than `ORPHAN_AFTER_S` (those of a dead instance, or of a quiet one).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,19 +30,19 @@ from typing import Any
 
 from bson import Binary, ObjectId
 from pycrdt import Doc, merge_updates
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from hireflow.store.mongo import Document
 from hireflow.timeutil import utcnow
 
-LOG_INDEXES = [
-    IndexModel([("pads", ASCENDING)], name="pads"),
-    IndexModel([("at", ASCENDING)], name="at"),
-]
+LOG_INDEXES = [IndexModel([("at", ASCENDING)], name="at")]
+OBSOLETE_LOG_INDEXES = ("pads",)
+"""Dropped at start-up where an earlier version made them (each batch paid an entry per pad)."""
 _LOAD_RETRIES = 5
 _FOLD_RETRIES = 20
+DUPLICATE_KEY = 11000
 ORPHAN_AFTER_S = 60.0
 """Batches this old are folded by whichever instance looks (their writer may be dead)."""
 
@@ -74,6 +78,11 @@ class PadStore:
 
     async def ensure_indexes(self) -> None:
         await self._log.create_indexes(LOG_INDEXES)
+        existing = {index["name"] async for index in await self._log.list_indexes()}
+        for name in OBSOLETE_LOG_INDEXES:
+            if name in existing:
+                with contextlib.suppress(OperationFailure):  # another instance dropped it first
+                    await self._log.drop_index(name)
 
     async def ended_since(self, since: datetime) -> set[ObjectId]:
         """Sessions (so pads) whose stored `endedAt` is at or after `since`: the authority on freezing,
@@ -88,7 +97,7 @@ class PadStore:
         entries: dict[str, list[Document]] = defaultdict(list)
         for u in batch:
             entries[str(u.pad)].append({"s": u.src, "f": u.first or u.seq, "q": u.seq, "u": Binary(u.update)})
-        doc = {"_id": batch_id, "pads": [ObjectId(pad) for pad in entries], "u": entries, "at": utcnow()}
+        doc = {"_id": batch_id, "u": entries, "at": utcnow()}
         try:
             await self._log.insert_one(doc)
         except DuplicateKeyError:
@@ -109,57 +118,74 @@ class PadStore:
     async def _entries(self, pad: ObjectId) -> list[Document]:
         """This pad's entries of every batch holding it (projected: not the other pads' entries)."""
         key = str(pad)
-        docs = await self._log.find({"pads": pad}, {f"u.{key}": 1, "at": 1}).to_list(None)
+        docs = await self._log.find({f"u.{key}": {"$exists": True}}, {f"u.{key}": 1, "at": 1}).to_list(None)
         return [{**entry, "at": doc["at"], "_id": doc["_id"]} for doc in docs for entry in doc["u"].get(key, [])]
 
     async def fold(self, batch_ids: Sequence[ObjectId]) -> int:
         """Checkpoint: merge these batches into the snapshots of every pad they hold, then delete them.
-        The number of batches folded (those already gone were folded by someone else)."""
-        docs = await self._log.find({"_id": {"$in": list(batch_ids)}}).to_list(None)
+        The number of batches folded (those already gone were folded by someone else).
+
+        The batches are read as one `_id` range (cheap on any MongoDB-wire server, where `$in` over
+        hundreds of ids is not), keeping only those asked for: the range also holds other instances'."""
+        if not batch_ids:
+            return 0
+        wanted = set(batch_ids)
+        in_range = self._log.find({"_id": {"$gte": min(wanted), "$lte": max(wanted)}})
+        docs = [doc async for doc in in_range if doc["_id"] in wanted]
         if not docs:
             return 0
         entries: dict[ObjectId, list[Document]] = defaultdict(list)
         for doc in docs:
             for key, items in doc["u"].items():
                 entries[ObjectId(key)] += [{**item, "at": doc["at"]} for item in items]
-        for pad, items in entries.items():
-            await self._fold_one(pad, items)
+        await self._fold_into_snapshots(entries)
+        # By id, never by range: a batch that lands in the range after it was read is not folded yet.
         await self._log.delete_many({"_id": {"$in": [doc["_id"] for doc in docs]}})
         return len(docs)
 
-    async def _fold_one(self, pad: ObjectId, items: list[Document]) -> None:
-        """Merge entries into the pad's snapshot, written only over the version it was merged with
-        (another checkpoint of the same pad may win the race: then merge into its snapshot instead)."""
+    async def _fold_into_snapshots(self, entries: dict[ObjectId, list[Document]]) -> None:
+        """Merge entries into their pads' snapshots: one read and one bulk write for all of them, each
+        snapshot written only over the version it was merged with. Those another checkpoint of the same
+        pad changed meanwhile (a duplicate `_id` on the upsert) are merged again into the new version."""
+        todo = dict(entries)
         for _attempt in range(_FOLD_RETRIES):
-            snap = await self._snapshots.find_one({"_id": pad})
-            # Merged as updates, not through a document: these batches need not hold everything their
-            # updates depend on (that may sit in a batch of another instance, not folded yet), and a
-            # document would drop what it cannot integrate yet. A load integrates it all.
-            parts = ([bytes(snap["state"])] if snap is not None else []) + [bytes(item["u"]) for item in items]
-            marks, updated_at = _marks(snap, items)
-            version = (snap or {}).get("version", 0)
-            doc = {
-                "state": Binary(merge_updates(*parts) if len(parts) > 1 else parts[0]),
-                "marks": marks,
-                "version": version + 1,
-                "updatedAt": updated_at or utcnow(),
-            }
-            if snap is None:
-                try:
-                    await self._snapshots.insert_one({"_id": pad, **doc})
-                    return
-                except DuplicateKeyError:
-                    continue
-            result = await self._snapshots.update_one({"_id": pad, "version": version}, {"$set": doc})
-            if result.matched_count:
+            snaps = {doc["_id"]: doc async for doc in self._snapshots.find({"_id": {"$in": list(todo)}})}
+            pads = list(todo)
+            writes = [_snapshot_write(pad, snaps.get(pad), todo[pad]) for pad in pads]
+            try:
+                await self._snapshots.bulk_write(writes, ordered=False)
                 return
-        raise RuntimeError(f"pad {pad}: could not write its snapshot after {_FOLD_RETRIES} attempts")
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if any(error.get("code") != DUPLICATE_KEY for error in errors):
+                    raise
+                todo = {pads[error["index"]]: todo[pads[error["index"]]] for error in errors}
+        raise RuntimeError(f"{len(todo)} pads: could not write their snapshots after {_FOLD_RETRIES} attempts")
 
     async def orphans(self, limit: int) -> list[ObjectId]:
         """Batches older than `ORPHAN_AFTER_S`, oldest first: their writer did not fold them."""
         cutoff = utcnow() - timedelta(seconds=ORPHAN_AFTER_S)
         docs = self._log.find({"at": {"$lt": cutoff}}, {"_id": 1}).sort("at", ASCENDING).limit(limit)
         return [doc["_id"] async for doc in docs]
+
+
+def _snapshot_write(pad: ObjectId, snap: Document | None, items: list[Document]) -> UpdateOne:
+    """The snapshot of `pad` with `items` merged in, as an upsert over the version it was merged with.
+
+    Merged as updates, not through a document: these batches need not hold everything their updates
+    depend on (that may sit in a batch of another instance, not folded yet), and a document would drop
+    what it cannot integrate yet. A load integrates it all."""
+    parts = ([bytes(snap["state"])] if snap is not None else []) + [bytes(item["u"]) for item in items]
+    marks, updated_at = _marks(snap, items)
+    version = (snap or {}).get("version", 0)
+    doc = {
+        "state": Binary(merge_updates(*parts) if len(parts) > 1 else parts[0]),
+        "marks": marks,
+        "version": version + 1,
+        "updatedAt": updated_at or utcnow(),
+    }
+    # A snapshot at another version does not match; the upsert then collides with it on `_id`.
+    return UpdateOne({"_id": pad, "version": version}, {"$set": doc}, upsert=True)
 
 
 def _marks(snap: Document | None, log: list[Document]) -> tuple[dict[str, int], datetime | None]:

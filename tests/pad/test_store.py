@@ -8,7 +8,7 @@ import asyncio
 from typing import Any
 
 from bson import ObjectId
-from pycrdt import Doc, Text
+from pycrdt import Doc, Text, merge_updates
 
 from hireflow.pad.store import PadStore, PendingUpdate
 
@@ -76,3 +76,29 @@ async def test_a_checkpoint_keeps_updates_whose_dependencies_are_not_folded_yet(
     assert _text((await store.load(pad)).state) == "hello world"
     assert await store.fold([a_batch]) == 1
     assert _text((await store.load(pad)).state) == "hello world"
+
+
+async def test_a_fold_reads_a_range_of_batches_but_folds_and_deletes_only_those_asked_for(mongo):
+    """Batches of two instances interleave in `_id` order: folding one instance's batches (read as one
+    range) leaves the other's batch in the log, still part of its pad."""
+    store = PadStore(mongo)
+    mine, theirs = ObjectId(), ObjectId()
+    doc, text = _typist()
+    first, second, third = (_type(doc, text, chars) for chars in ("a", "b", "c"))
+    ids = sorted(ObjectId() for _ in range(3))
+    await store.append(ids[0], [PendingUpdate(mine, "m", 1, first)])
+    await store.append(ids[1], [PendingUpdate(theirs, "t", 1, _type(*_typist(), "theirs"))])
+    await store.append(ids[2], [PendingUpdate(mine, "m", 3, merge_updates(second, third), first=2)])
+    assert await store.fold([ids[0], ids[2]]) == 2
+    assert [doc["_id"] async for doc in mongo.pad_updates.find({})] == [ids[1]]
+    assert _text((await store.load(mine)).state) == "abc"
+    assert (await store.load(mine)).marks == {"m": 3}
+    assert _text((await store.load(theirs)).state) == "theirs"
+
+
+async def test_start_up_drops_the_per_pad_index_an_earlier_version_made(mongo):
+    await mongo.pad_updates.create_index("pads", name="pads")
+    await PadStore(mongo).ensure_indexes()
+    names = {index["name"] async for index in await mongo.pad_updates.list_indexes()}
+    assert names == {"_id_", "at"}
+    await PadStore(mongo).ensure_indexes()  # again, as every instance does at start-up
