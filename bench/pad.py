@@ -4,11 +4,13 @@ Two web processes (A, B) share SecantusDB and a private Redis. For each size N (
 reference run), N sessions get a pad with two editors, one connected to A and one to B; every editor
 types one character at a random place `--rate` times a second for `--seconds`. Each editor is a pycrdt
 document on a raw WebSocket speaking y-websocket; the editors run in two client processes on the same
-two cores as the servers (their CPU is printed too).
+two cores as the servers (their CPU is printed too), so they spend as little as they can while the
+clock runs: keystrokes are typed into the document beforehand (the frames a browser would send), and
+what an editor receives is timed on arrival and merged at the end (see `Editor`).
 
 Printed per N: keystroke-to-peer latency p50/p99/max (from the editor sending its update to its peer on
 the other instance having received it: stored in MongoDB, relayed through Redis, forwarded), the web
-processes' and the database's CPU seconds during typing, server RSS per open idle pad (A's RSS with N
+processes', the database's and the editors' CPU seconds during typing, server RSS per open idle pad (A's RSS with N
 pads open and idle, minus before, over N), stored updates/s (over the typing phase, from the stored
 sequence numbers: each pad life numbers its updates 1, 2, …; checkpoints run as configured, unless
 `--no-checkpoints`),
@@ -19,19 +21,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import heapq
 import json
 import random
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import uvloop
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -42,7 +44,6 @@ from pymongo import AsyncMongoClient
 
 from bench.stack import Stack
 from bench.ws_fanout import proc_stat, raise_fd_limit
-from hireflow.pad import messages
 from hireflow.pad.store import PadStore
 
 CLIENT_PROCESSES = 2
@@ -55,40 +56,69 @@ def state_vector(encoded: bytes) -> dict[int, int]:
 
 
 class Editor:
-    """One replica: a pycrdt document on a WebSocket; `pending` holds (end clock, send time) of edits
-    its peer has not seen yet, `latencies` collects the peer's receipt delays."""
+    """One replica on a WebSocket. Its keystrokes are typed into its pycrdt document before the clock
+    starts (`prepare`: one character at a random place each, as the y-websocket update frames a
+    browser would send), so that the typing phase spends the shared cores on sending, not on Yjs; what
+    it receives is applied to that document, whose state vector says how far the peer's clock got,
+    and the replica's final text is rebuilt at the end from what it sent and received (`final_text`).
+    `sent_at[k]` is when its clock `k + 1` was sent: a keystroke's latency runs from then to the first
+    frame that brings it to the peer."""
 
     def __init__(self, ws: aiohttp.ClientWebSocketResponse, rng: random.Random) -> None:
         self.ws = ws
         self.doc: Doc[Any] = Doc()
-        self.code = self.doc.get("code", type=Text)
         self.rng = rng
-        self.pending: deque[tuple[int, float]] = deque()
-        self.clock = 0
+        self.frames: list[bytes] = []
+        self.updates: list[bytes] = []
+        self.sent_at: list[float] = []
+        self.received: list[bytes] = []
+        self.seen = 0
+        """The peer's clock this replica has received up to."""
         self.peer: Editor | None = None
 
+    def prepare(self, keystrokes: int) -> None:
+        code = self.doc.get("code", type=Text)
+        for _ in range(keystrokes):
+            before = self.doc.get_state()
+            code.insert(self.rng.randint(0, len(code)), self.rng.choice("abcdefgh"))
+            self.updates.append(self.doc.get_update(before))
+            self.frames.append(create_update_message(self.updates[-1]))
+
     async def type_one(self) -> None:
-        before = self.doc.get_state()
-        self.code.insert(self.rng.randint(0, len(self.code)), self.rng.choice("abcdefgh"))
-        update = self.doc.get_update(before)
-        self.clock += 1
-        self.pending.append((self.clock, time.time()))
-        await self.ws.send_bytes(create_update_message(update))
+        if len(self.sent_at) == len(self.frames):
+            return
+        self.sent_at.append(time.time())
+        await self.ws.send_bytes(self.frames[len(self.sent_at) - 1])
 
     async def read(self, latencies: list[float]) -> None:
+        peer = self.peer
+        assert peer is not None
         async for msg in self.ws:
             if msg.type != aiohttp.WSMsgType.BINARY:
                 break
-            parsed = messages.parse(msg.data)
-            if parsed.kind is not messages.Kind.UPDATE or parsed.payload == messages.EMPTY_UPDATE:
+            data = msg.data
+            if data[:2] != b"\x00\x02":  # only sync updates carry the peer's keystrokes
                 continue
-            self.doc.apply_update(parsed.payload)
-            peer = self.peer
-            assert peer is not None
+            payload = Decoder(data[2:]).read_message()
+            assert payload is not None
+            self.received.append(payload)
+            self.doc.apply_update(payload)  # (an update's own state vector counts only from clock 0)
             seen = state_vector(self.doc.get_state()).get(peer.doc.client_id, 0)
-            now = time.time()
-            while peer.pending and peer.pending[0][0] <= seen:
-                latencies.append(now - peer.pending.popleft()[1])
+            if seen > self.seen:
+                now = time.time()
+                latencies += [now - at for at in peer.sent_at[self.seen : seen]]
+                self.seen = seen
+
+    def unseen_by_peer(self) -> int:
+        assert self.peer is not None
+        return len(self.sent_at) - self.peer.seen
+
+    def final_text(self) -> str:
+        """What this replica holds: its sent keystrokes and everything it received."""
+        doc: Doc[Any] = Doc()
+        for update in self.updates[: len(self.sent_at)] + self.received:
+            doc.apply_update(update)
+        return str(doc.get("code", type=Text))
 
 
 async def client_main(spec: dict[str, Any]) -> None:
@@ -105,27 +135,37 @@ async def client_main(spec: dict[str, Any]) -> None:
             )
             pair.append(Editor(ws, random.Random(rng.random())))
         pair[0].peer, pair[1].peer = pair[1], pair[0]
+        for editor in pair:
+            editor.prepare(int(spec["rate"] * spec["seconds"]) + 1)
         editors.append((pad, pair[0], pair[1]))
     latencies: list[float] = []
     readers = [asyncio.create_task(e.read(latencies)) for _, a, b in editors for e in (a, b)]
     print("connected", flush=True)
     sys.stdin.readline()  # the parent measured idle RSS: go
 
-    async def typist(editor: Editor) -> None:
-        await asyncio.sleep(rng.random() / spec["rate"])
-        deadline = time.monotonic() + spec["seconds"]
-        while time.monotonic() < deadline:
-            await editor.type_one()
-            await asyncio.sleep(1 / spec["rate"])
-
-    await asyncio.gather(*(typist(e) for _, a, b in editors for e in (a, b)))
+    # One ticker for every editor of this process (not a sleeping task each): each types `rate` times a
+    # second from a random phase, and late ticks are not made up.
+    all_editors = [e for _, a, b in editors for e in (a, b)]
+    period = 1 / spec["rate"]
+    start = time.monotonic()
+    due = sorted((start + rng.random() * period, i) for i in range(len(all_editors)))
+    deadline = start + spec["seconds"]
+    while due and due[0][0] < deadline:
+        now = time.monotonic()
+        while due and due[0][0] <= now:
+            at, i = heapq.heappop(due)
+            await all_editors[i].type_one()
+            if at + period < deadline:
+                heapq.heappush(due, (max(at + period, now), i))
+        if due:
+            await asyncio.sleep(max(0.0, due[0][0] - time.monotonic()))
     # Let the backlog drain: until every edit reached its peer, or `settle_s` passed.
     deadline = time.monotonic() + spec["settle_s"]
-    while time.monotonic() < deadline and any(e.pending for _, a, b in editors for e in (a, b)):
+    while time.monotonic() < deadline and any(e.unseen_by_peer() for _, a, b in editors for e in (a, b)):
         await asyncio.sleep(0.2)
     await asyncio.sleep(1.0)
-    texts = {pad: [str(a.code), str(b.code)] for pad, a, b in editors}
-    lost = sum(len(e.pending) for _, a, b in editors for e in (a, b))
+    texts = {pad: [a.final_text(), b.final_text()] for pad, a, b in editors}
+    lost = sum(e.unseen_by_peer() for _, a, b in editors for e in (a, b))
     for task in readers:
         task.cancel()
     await http.close()
@@ -201,8 +241,6 @@ async def run(n: int, args: argparse.Namespace, tmp: str) -> dict[str, Any]:
         db_pid = stack.children[0].pid
         sessions = await make_sessions(stack, port_a, n)
         rss_before, _ = proc_stat(web_a.pid)
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        children_cpu_before = usage.ru_utime + usage.ru_stime
         chunks = [sessions[i::CLIENT_PROCESSES] for i in range(CLIENT_PROCESSES)]
         clients = []
         for i, chunk in enumerate(chunks):
@@ -233,7 +271,8 @@ async def run(n: int, args: argparse.Namespace, tmp: str) -> dict[str, Any]:
         mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.db_url)
         db = mongo.get_default_database()
         stored_before = await stored_updates(db)
-        cpu_before = [proc_stat(pid)[1] for pid in (web_a.pid, web_b.pid, db_pid)]
+        watched = [web_a.pid, web_b.pid, db_pid, *(proc.pid for proc in clients)]
+        cpu_before = [proc_stat(pid)[1] for pid in watched]
         started = time.monotonic()
         for proc in clients:
             assert proc.stdin is not None
@@ -242,11 +281,10 @@ async def run(n: int, args: argparse.Namespace, tmp: str) -> dict[str, Any]:
         await asyncio.sleep(args.seconds)
         elapsed = time.monotonic() - started
         stored_after = await stored_updates(db)
-        cpu_after = [proc_stat(pid)[1] for pid in (web_a.pid, web_b.pid, db_pid)]
+        cpu_after = [proc_stat(pid)[1] for pid in watched]
+        client_cpu = sum(cpu_after[3:]) - sum(cpu_before[3:])
         for proc in clients:
             await asyncio.to_thread(proc.wait, args.seconds + args.settle + 120)
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # the clients: the only children waited for
-        client_cpu = usage.ru_utime + usage.ru_stime - children_cpu_before
         latencies: list[float] = []
         texts: dict[str, list[str]] = {}
         unseen = 0
@@ -315,7 +353,7 @@ def main() -> None:
     parser.add_argument("--client", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
-        asyncio.run(client_main(json.loads(Path(args.client).read_text())))
+        uvloop.run(client_main(json.loads(Path(args.client).read_text())))
         return
     raise_fd_limit()
     print(f"{args.rate:g} keystrokes/s per editor, two editors per pad (one per web instance), {args.seconds:g} s")
