@@ -83,9 +83,7 @@ class SessionService:
         self._users = users
         self._versions = versions
         self._events = events
-        self._lists: LocalCache[CachedList] = LocalCache(
-            max_entries=_MAX_CACHED_SESSIONS, max_age_s=cache_max_age_s
-        )
+        self._lists: LocalCache[CachedList] = LocalCache(max_entries=_MAX_CACHED_SESSIONS, max_age_s=cache_max_age_s)
         self._by_id: LocalCache[CachedSession] = LocalCache(max_entries=_MAX_CACHED_SESSIONS, max_age_s=cache_max_age_s)
 
     # Reads: served from the local cache while the versions read at the start of the request hold.

@@ -338,7 +338,6 @@ PATHS: dict[str, Any] = {
 }
 
 
-
 TAGS = [
     {"name": "sessions", "description": "Interview sessions and the chat token (Clerk session token required)"},
     {"name": "realtime", "description": "The WebSocket feed (protocol: docs/websocket.md)"},
