@@ -14,6 +14,7 @@ from hireflow.pad.relay import Relay
 from hireflow.pad.room import CLOSE_GOING_AWAY
 from hireflow.pad.rooms import Pads
 from hireflow.pad.store import PadStore
+from hireflow.store import mongo
 from hireflow.web import appkeys as K
 
 log = logging.getLogger(__name__)
@@ -34,11 +35,16 @@ async def stop_then_cancel(stop: Callable[[], None], task: asyncio.Task[None], t
 async def pads_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: runs after MongoDB and Redis are set up, before the services (which add PadSink)."""
     settings = app[K.SETTINGS]
-    assert settings.redis_url is not None
+    assert settings.redis_url is not None and settings.db_url is not None  # checked by the MongoDB and Redis contexts
     # Pad updates are binary: the relay uses a bytes client (plain or through Sentinel, as REDIS_URL says).
     conns = redis_conn.clients(settings.redis_url, timeout_s=REDIS_TIMEOUT_S)
     redis: Redis = conns.arq
-    store = PadStore(app[K.DB])
+    # Its own MongoDB client, without retryable writes: every pad write is idempotent (a batch's `_id`,
+    # a snapshot's version) and retried by the writer and the checkpointer themselves (store/mongo.py).
+    mongo_client, db = mongo.connect(
+        settings.db_url, timeout_ms=settings.mongo_timeout_ms, retry_writes=False, appname="hireflow-pad"
+    )
+    store = PadStore(db)
     await store.ensure_indexes()
     relay = Relay(redis, heartbeat_s=settings.rt_bus_heartbeat_s)
     pads = app[K.PADS] = Pads(store, relay, settings)
@@ -53,6 +59,7 @@ async def pads_ctx(app: web.Application) -> AsyncIterator[None]:
     await asyncio.gather(listening, maintaining, checkpointing, return_exceptions=True)
     await pads.close()
     await conns.aclose()
+    await mongo_client.close()
 
 
 async def close_pad_sockets(app: web.Application) -> None:

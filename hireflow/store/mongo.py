@@ -51,20 +51,26 @@ RUN_INDEXES = [
 ]
 
 
-def connect(db_url: str, *, timeout_ms: int) -> tuple[AsyncMongoClient[Document], AsyncDatabase[Document]]:
-    """Open a client (lazily connected) and pick the database named by the URI path."""
+def connect(
+    db_url: str, *, timeout_ms: int, retry_writes: bool = True, appname: str = "hireflow"
+) -> tuple[AsyncMongoClient[Document], AsyncDatabase[Document]]:
+    """Open a client (lazily connected) and pick the database named by the URI path.
+
+    `retry_writes=False` is for a store whose every write is idempotent and retried by its own code
+    (the pad store): a retryable write makes the server keep a record of it, which costs SecantusDB a
+    scan of up to 10,000 records per write (1 ms a write becomes 15), and buys such a store nothing."""
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         db_url,
         tz_aware=True,
         serverSelectionTimeoutMS=timeout_ms,
         connectTimeoutMS=timeout_ms,
         socketTimeoutMS=timeout_ms,
-        appname="hireflow",
+        appname=appname,
         # Replica sets (README, "Running at scale"): a read or write that meets an election or a dropped
         # connection is retried once by PyMongo on the new primary; reads go to the primary, so a
         # client always reads its own writes. These are PyMongo's defaults, stated so nobody turns
         # them off in the URI by accident: explicit keyword arguments win over URI options.
-        retryWrites=True,
+        retryWrites=retry_writes,
         retryReads=True,
         readPreference="primary",
     )
