@@ -185,9 +185,9 @@ class Settings(BaseSettings):
     """Messages per second one pad socket may send, sustained (2 s of burst); more closes it with 1008."""
     pad_idle_unload_s: float = Field(default=60.0, gt=0)
     """A pad with no socket for this long is dropped from memory (reloaded from MongoDB on next open)."""
-    pad_compact_updates: int = Field(default=200, ge=2)
-    """Stored batches (one log document each, for every pad in it) after which an instance folds them
-    into the snapshots of the pads they hold; a pad's load reads about this many per instance at most."""
+    pad_compact_updates: int = Field(default=20_000, ge=2)
+    """Stored updates after which an instance folds the batches holding them into the snapshots of
+    their pads; a pad's load reads at most about this many updates' batches per instance."""
     pad_awareness_timeout_s: float = Field(default=30.0, gt=0)
     """Presence (awareness) not renewed for this long is dropped, e.g. a dead instance's clients."""
     pad_presence_timeout_s: float = Field(default=30.0, gt=0)

@@ -12,11 +12,11 @@ little from it (under load every batch holds every busy pad).
 Yjs updates are idempotent and commute, so a pad is the merge of its snapshot and every entry for it
 still in the log, in any order. Loading a pad reads its snapshot and its own entries (projected) of the
 batches still in the log: a bounded number, because checkpoints keep the log short. A checkpoint
-(`fold`) merges whole batch documents into the snapshots of every pad they hold (all of them written in
-one bulk write, each only over the version it was merged with, so a pad another checkpoint won is
-merged again), and only then deletes them: a crash in between only leaves updates applied twice. Each
-instance folds the batches it wrote, every `pad_compact_updates` of them, and any instance folds
-batches older than `ORPHAN_AFTER_S` (those of a dead instance, or of a quiet one).
+(`fold`) merges whole batch documents into the snapshots of every pad they hold (written in bulk writes
+of 50 pads, each only over the version it was merged with, so a pad another checkpoint won is merged
+again), and only then deletes them: a crash in between only leaves updates applied twice. Each
+instance folds the batches it wrote once they hold `pad_compact_updates` updates, and any instance
+folds batches older than `ORPHAN_AFTER_S` (those of a dead instance, or of a quiet one).
 """
 
 from __future__ import annotations
@@ -43,6 +43,11 @@ OBSOLETE_LOG_INDEXES = ("pads",)
 _LOAD_RETRIES = 5
 _FOLD_RETRIES = 20
 DUPLICATE_KEY = 11000
+_READ_BATCH = 20
+_SNAPSHOT_CHUNK = 50
+"""A fold works in small operations (batches read 20 at a time, snapshots written and batches deleted
+50 at a time): on a server that runs one operation at a time, as SecantusDB mostly does, one long
+operation delays every pad's next write by as long."""
 ORPHAN_AFTER_S = 60.0
 """Batches this old are folded by whichever instance looks (their writer may be dead)."""
 
@@ -130,7 +135,7 @@ class PadStore:
         if not batch_ids:
             return 0
         wanted = set(batch_ids)
-        in_range = self._log.find({"_id": {"$gte": min(wanted), "$lte": max(wanted)}})
+        in_range = self._log.find({"_id": {"$gte": min(wanted), "$lte": max(wanted)}}, batch_size=_READ_BATCH)
         docs = [doc async for doc in in_range if doc["_id"] in wanted]
         if not docs:
             return 0
@@ -138,13 +143,17 @@ class PadStore:
         for doc in docs:
             for key, items in doc["u"].items():
                 entries[ObjectId(key)] += [{**item, "at": doc["at"]} for item in items]
-        await self._fold_into_snapshots(entries)
+        pads = list(entries)
+        for start in range(0, len(pads), _SNAPSHOT_CHUNK):
+            await self._fold_into_snapshots({pad: entries[pad] for pad in pads[start : start + _SNAPSHOT_CHUNK]})
         # By id, never by range: a batch that lands in the range after it was read is not folded yet.
-        await self._log.delete_many({"_id": {"$in": [doc["_id"] for doc in docs]}})
+        ids = [doc["_id"] for doc in docs]
+        for start in range(0, len(ids), _SNAPSHOT_CHUNK):
+            await self._log.delete_many({"_id": {"$in": ids[start : start + _SNAPSHOT_CHUNK]}})
         return len(docs)
 
     async def _fold_into_snapshots(self, entries: dict[ObjectId, list[Document]]) -> None:
-        """Merge entries into their pads' snapshots: one read and one bulk write for all of them, each
+        """Merge entries into their pads' snapshots: one read and one bulk write for them all, each
         snapshot written only over the version it was merged with. Those another checkpoint of the same
         pad changed meanwhile (a duplicate `_id` on the upsert) are merged again into the new version."""
         todo = dict(entries)

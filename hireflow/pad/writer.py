@@ -53,7 +53,8 @@ class Item:
 StoredHandler = Callable[[list[Item], list[PendingUpdate]], Awaitable[None]]
 """Called with the stored items and, as stored, one merged entry per pad life (`_grouped`)."""
 RefusedHandler = Callable[[list[Item]], None]
-AppendedHandler = Callable[[ObjectId], None]
+AppendedHandler = Callable[[ObjectId, int], None]
+"""Called with a stored batch's id and the number of updates in it."""
 EndedHandler = Callable[[set[ObjectId]], None]
 
 
@@ -101,7 +102,7 @@ class UpdateWriter:
             if stored:
                 batch_id = ObjectId()  # one id for every attempt: retries are no-ops
                 await self._retrying("storing", len(stored), partial(self._store.append, batch_id, grouped))
-                self._on_appended(batch_id)
+                self._on_appended(batch_id, len(stored))
             self.stored_total += len(stored)
             self.batches_total += 1
             self.queued_bytes -= sum(len(item.pending.update) for item in batch)

@@ -102,3 +102,19 @@ async def test_start_up_drops_the_per_pad_index_an_earlier_version_made(mongo):
     names = {index["name"] async for index in await mongo.pad_updates.list_indexes()}
     assert names == {"_id_", "at"}
     await PadStore(mongo).ensure_indexes()  # again, as every instance does at start-up
+
+
+async def test_a_fold_over_more_pads_than_one_bulk_write_folds_them_all(mongo):
+    store = PadStore(mongo)
+    pads = [ObjectId() for _ in range(120)]  # three bulk writes of snapshots
+    typists = [_typist() for _ in pads]
+    batch_ids = sorted(ObjectId() for _ in range(60))  # two deletes
+    for seq, batch_id in enumerate(batch_ids, 1):
+        await store.append(
+            batch_id, [PendingUpdate(pad, "w", seq, _type(*typists[i], "x")) for i, pad in enumerate(pads)]
+        )
+    assert await store.fold(batch_ids) == 60
+    assert await mongo.pad_updates.count_documents({}) == 0
+    for pad in (pads[0], pads[55], pads[119]):
+        stored = await store.load(pad)
+        assert _text(stored.state) == "x" * 60 and stored.marks == {"w": 60} and not stored.log_ids
