@@ -42,7 +42,7 @@ from bson import ObjectId
 from pycrdt import Decoder, Doc, Text, create_update_message
 from pymongo import AsyncMongoClient
 
-from bench.stack import Stack
+from bench.stack import Stack, checkout
 from bench.ws_fanout import proc_stat, raise_fd_limit
 from hireflow.pad.store import PadStore
 
@@ -231,11 +231,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
-async def run(n: int, args: argparse.Namespace, tmp: str) -> dict[str, Any]:
+async def run(n: int, args: argparse.Namespace, tmp: str, server_root: Path = ROOT) -> dict[str, Any]:
     env = {"METRICS_ENABLED": "false"}
     if args.no_checkpoints:  # as the benchmark ran before batches were shared: nothing folded meanwhile
         env["PAD_COMPACT_UPDATES"] = "1000000"
-    with Stack(tmp, **env) as stack:
+    with Stack(tmp, server_root=server_root, **env) as stack:
         port_a, web_a = stack.web(log=Path(tmp) / f"web-a-{n}.log")
         port_b, web_b = stack.web(log=Path(tmp) / f"web-b-{n}.log")
         db_pid = stack.children[0].pid
@@ -350,6 +350,8 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=180.0, help="longest wait for the backlog to drain")
     parser.add_argument("--logs", help="copy the web processes' logs into this folder")
     parser.add_argument("--no-checkpoints", action="store_true", help="fold nothing during the run")
+    parser.add_argument("--baseline", default="", help="also run this git commit's server (e.g. HEAD~5), first")
+    parser.add_argument("--no-reference", action="store_true", help="skip SecantusDB's insert rates alone")
     parser.add_argument("--client", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
@@ -363,21 +365,25 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory(prefix="hireflow-bench-pad-") as tmp:
-        for batch in (50, 500):  # the reference: what the database allows at all
+        for batch in () if args.no_reference else (50, 500):  # the reference: what the database allows at all
             for one in (False, True):
                 per_s, call_ms = asyncio.run(reference(tmp, batch, one_document=one))
                 how = "as one document" if one else "as many documents (insert_many)"
                 print(f"reference: SecantusDB alone, {batch} updates {how}: {per_s:.0f} updates/s, {call_ms:.0f} ms")
+        roots = [("", ROOT)]
+        if args.baseline:  # first, then this code: the same sitting, the same clients
+            roots.insert(0, (f"{args.baseline}: ", checkout(args.baseline, Path(tmp) / "baseline")))
         for n in (int(x) for x in args.pads.split(",")):
-            r = asyncio.run(run(n, args, tmp))
-            ok = r["unseen"] == 0 and r["mismatched"] == 0
-            lost = "nothing" if ok else f"{r['unseen']} unseen, {r['mismatched']} pads differ"
-            print(
-                f"| {r['pads']} | {r['edits']} | {r['p50']:.1f} | {r['p99']:.1f} | {r['max']:.1f} "
-                f"| {r['web_cpu']:.1f} | {r['db_cpu']:.1f} | {r['client_cpu']:.1f} | {r['kib_per_pad']:.1f} "
-                f"| {r['stored_per_s']:.0f} | {lost} |",
-                flush=True,
-            )
+            for label, root in roots:
+                r = asyncio.run(run(n, args, tmp, root))
+                ok = r["unseen"] == 0 and r["mismatched"] == 0
+                lost = "nothing" if ok else f"{r['unseen']} unseen, {r['mismatched']} pads differ"
+                print(
+                    f"| {label}{r['pads']} | {r['edits']} | {r['p50']:.1f} | {r['p99']:.1f} | {r['max']:.1f} "
+                    f"| {r['web_cpu']:.1f} | {r['db_cpu']:.1f} | {r['client_cpu']:.1f} | {r['kib_per_pad']:.1f} "
+                    f"| {r['stored_per_s']:.0f} | {lost} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from pymongo import AsyncMongoClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.stack import Stack
+from bench.stack import Stack, checkout
 from hireflow import embedded
 
 CONNECTIONS = 50
@@ -173,12 +173,8 @@ async def main() -> None:
         web_port, _web = stack.web(log=Path(tmp) / "web.log")
         baseline_port = 0
         if args.baseline:
-            checkout = Path(tmp) / "baseline"
-            checkout.mkdir()
-            git = ["git", "-C", str(ROOT), "archive", args.baseline]
-            archive = subprocess.run(git, capture_output=True, check=True)
-            subprocess.run(["tar", "-x", "-C", str(checkout)], input=archive.stdout, check=True)
-            baseline_port, _baseline = stack.web(log=Path(tmp) / "baseline.log", root=checkout)
+            root = checkout(args.baseline, Path(tmp) / "baseline")
+            baseline_port, _baseline = stack.web(log=Path(tmp) / "baseline.log", root=root)
         one = await seed(stack.db_url, "bench", clerk_id)
         token = stack.key.mint(clerk_id, ttl_s=3600)
         base = f"http://127.0.0.1:{web_port}"

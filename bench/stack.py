@@ -18,6 +18,14 @@ from hireflow import embedded
 from tests.fakes.clerk import SigningKey
 
 
+def checkout(ref: str, dest: Path) -> Path:
+    """This repository's code at commit `ref`, extracted into `dest` (to run beside the current code)."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return dest
+
+
 class Stack:
     def __init__(self, tmp: str, *, db_on_disk: bool = False, server_root: Path = ROOT, **env: str) -> None:
         """`server_root`: the checkout whose `run_web.py`/`run_worker.py` run (another one, e.g. main before a
