@@ -196,7 +196,10 @@ async def _metrics(app: web.Application) -> AsyncIterator[None]:
 
 async def _close_websockets(app: web.Application) -> None:
     """On shutdown, before the cleanups: close every socket with 1001 so clients resume elsewhere."""
-    await app[K.HUB].close_all(CLOSE_GOING_AWAY, "server shutting down")
+    await asyncio.gather(
+        app[K.HUB].close_all(CLOSE_GOING_AWAY, "server shutting down"),
+        app[K.WS_ENDPOINT].close_opening(CLOSE_GOING_AWAY, "server shutting down"),
+    )
 
 
 def server_options(settings: Settings) -> dict[str, Any]:

@@ -181,3 +181,15 @@ async def test_an_idle_socket_keeps_no_request_nor_handler(client, factory: Fact
         raw.close()
 
 
+
+
+async def test_stopping_the_server_closes_a_socket_still_authenticating(settings, factory: Factory):
+    """aiohttp no longer knows a taken-over socket: one waiting for its auth frame gets 1001 on shutdown."""
+    app_client = await serve(create_app(settings))
+    ready = await _ready(app_client, factory)
+    waiting = await Raw.connect(app_client.port or 0, "")
+    await app_client.close()
+    assert await ready.close_code() == 1001
+    assert await waiting.close_code() == 1001
+    ready.close()
+    waiting.close()

@@ -62,12 +62,16 @@ async def _refuse(link: Link, error: bytes, code: int, reason: str) -> TakenOver
     """Say why in an error frame, then close."""
     with contextlib.suppress(ConnectionError):  # the client may have gone already
         link.write(protocol.wire_text_frame(error))
+    await _close(link, code, reason)
+    return TakenOver()
+
+
+async def _close(link: Link, code: int, reason: str) -> None:
     try:
         async with asyncio.timeout(CLOSE_TIMEOUT_S):
             await link.close(code, reason)
     except TimeoutError:
         link.abort()
-    return TakenOver()
 
 
 @routes.get("/api/ws")
@@ -84,7 +88,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     if not probe.can_prepare(request).ok:
         await probe.prepare(request)  # raises aiohttp's 400 saying what is wrong with the upgrade
 
-    identity: tuple[str, float] | bytes | None = None
+    identity: tuple[str, float] | None = None
     token = token_from(request)
     if token is not None:
         try:
@@ -95,10 +99,27 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     link = Link(INBOUND_MAX_BYTES)
     if not take_over(request, link, send_buffer_bytes=settings.ws_send_buffer_bytes):
         return TakenOver()  # the client has gone
+    # aiohttp no longer knows this socket: until it is attached, the endpoint closes it on shutdown,
+    # and a failure here must close it too.
+    opening = request.app[WS_ENDPOINT].opening
+    opening.add(link)
+    try:
+        return await _open(request, link, identity)
+    except BaseException:
+        link.abort()
+        raise
+    finally:
+        opening.discard(link)
+
+
+async def _open(request: web.Request, link: Link, identity: tuple[str, float] | None) -> TakenOver:
+    """Authenticate the taken-over socket if the upgrade did not, take a seat, attach a `Connection`."""
+    settings = request.app[SETTINGS]
     if identity is None:
-        identity = await _first_frame_auth(request, link)
-    if isinstance(identity, bytes):
-        return await _refuse(link, identity, protocol.CLOSE_AUTH, "Unauthorized")
+        first = await _first_frame_auth(request, link)
+        if isinstance(first, bytes):
+            return await _refuse(link, first, protocol.CLOSE_AUTH, "Unauthorized")
+        identity = first
 
     hub, seats = request.app[HUB], request.app[SEATS]
     user_id, expires_at = identity
@@ -130,6 +151,12 @@ class Endpoint:
 
     def __init__(self, app: web.Application) -> None:
         self._app = app
+        self.opening: set[Link] = set()
+        """Sockets taken over and not yet attached (authenticating, taking a seat)."""
+
+    async def close_opening(self, code: int, reason: str) -> None:
+        """On shutdown: the sockets not attached to the hub yet are closed too."""
+        await asyncio.gather(*(_close(link, code, reason) for link in list(self.opening)))
 
     def gone(self, conn: Connection) -> None:
         app = self._app
