@@ -115,7 +115,8 @@ class Settings(BaseSettings):
     ws_send_buffer_bytes: int = Field(default=64 * 1024, ge=4096)
     """Kernel send buffer of each WebSocket (fixed, so a stalled client cannot grow it to megabytes)."""
     ws_heartbeat_s: float = Field(default=30.0, gt=0)
-    """aiohttp ping interval on WebSockets; a missing pong closes the connection."""
+    """A WebSocket silent this long is pinged; one still silent half as long again is dropped
+    (`/api/ws`: checked by the once-a-second sweep, realtime/sweep.py; the pad socket: aiohttp's timer)."""
     rt_retention_s: float = Field(default=600.0, gt=0)
     """Events kept per topic for resume: at least this long..."""
     rt_retention_events: int = Field(default=1000, gt=0)

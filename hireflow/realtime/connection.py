@@ -11,8 +11,10 @@ snapshot instead. A socket that cannot take a frame within `ws_send_timeout_s`, 
 conflating again and again, is closed with 1013.
 
 An idle connection owns no task and no queue: the writer task exists only while there is queued
-work (it ends when the queue is empty), and the queue is made when something is queued. Tens of
-thousands of idle dashboards then cost little more than aiohttp's own objects for each socket.
+work (it ends when the queue is empty), and the queue is made when something is queued; the same
+holds for what the client sends (`received`: handled in order by a task that exists while there are
+messages). With the socket itself a `Link` (realtime/link.py), an idle dashboard is this object, its
+`Link`, its subscription and the event loop's transport.
 """
 
 from __future__ import annotations
@@ -22,11 +24,10 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-from aiohttp import WSMsgType, web
+from typing import TYPE_CHECKING, Protocol
 
 from hireflow.realtime import protocol
+from hireflow.realtime.link import Link
 from hireflow.realtime.protocol import ResetReason
 
 if TYPE_CHECKING:
@@ -38,6 +39,19 @@ MAX_SLOW_RESETS = 3
 FAST_PATH_MAX_BUFFERED = 16 * 1024
 SLOW_RESET_WINDOW_S = 60.0
 CLOSE_TIMEOUT_S = 2.0
+INBOX_MAX = 32
+CLOSE_INTERNAL_ERROR = 1011
+"""Client messages waiting to be handled before the socket stops being read (TCP back-pressure)."""
+
+
+class Handler(Protocol):
+    """What the endpoint does with a connection's messages (one object for all connections)."""
+
+    async def message(self, conn: Connection, text: str | None) -> None:
+        """One client message, in order: its text, or None for a binary one."""
+
+    def gone(self, conn: Connection) -> None:
+        """The socket is closed: forget the connection (called once)."""
 
 
 @dataclass(slots=True)
@@ -76,8 +90,11 @@ class Connection:
     # Slots and lazily made objects: 10,000 idle connections should cost as little memory as possible.
     __slots__ = (
         "_closer",
+        "_handler",
+        "_inbox",
         "_queue",
         "_queue_max",
+        "_reader",
         "_send_timeout_s",
         "_sending",
         "_slow_resets",
@@ -93,9 +110,9 @@ class Connection:
 
     def __init__(
         self,
-        ws: web.WebSocketResponse,
-        transport: asyncio.Transport | None,
+        ws: Link,
         hub: Hub,
+        handler: Handler,
         *,
         user_id: str,
         expires_at: float,
@@ -104,6 +121,9 @@ class Connection:
     ) -> None:
         self.ws = ws
         self.hub = hub
+        self._handler = handler
+        self._inbox: deque[str | None] | None = None
+        self._reader: asyncio.Task[None] | None = None
         self.user_id = user_id
         self.expires_at = expires_at
         self.subs: dict[str, Subscription] = {}
@@ -116,8 +136,43 @@ class Connection:
         self._closer: asyncio.Task[None] | None = None
         self._sending = False
         self.closed = False
-        # Kept: aiohttp's `request.transport` turns None when the socket closes; this one then says closing.
-        self.transport = transport
+        # Kept: the link's `transport` turns None when the socket closes; this one then says closing.
+        self.transport = ws.transport
+
+    # --- called by the link --------------------------------------------------------------------
+
+    def received(self, text: str | None) -> None:
+        """A client message: handled in order by a reader task that exists while there are some."""
+        if self._inbox is None:
+            self._inbox = deque()
+        self._inbox.append(text)
+        if len(self._inbox) >= INBOX_MAX and self.transport is not None:
+            self.transport.pause_reading()
+        if self._reader is None:
+            self._reader = asyncio.create_task(self._read_loop())
+
+    def lost(self) -> None:
+        """The socket is gone (called once): the endpoint forgets it, and its tasks stop."""
+        self.closed = True
+        self._handler.gone(self)
+        for task in (self._reader, self._writer):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+
+    async def _read_loop(self) -> None:
+        try:
+            while self._inbox:
+                text = self._inbox.popleft()
+                if len(self._inbox) == INBOX_MAX // 2 and self.transport is not None and not self.closed:
+                    self.transport.resume_reading()
+                await self._handler.message(self, text)
+            self._inbox = None
+        except Exception:
+            log.exception("websocket message handling failed")
+            self.close_soon(CLOSE_INTERNAL_ERROR, "internal error")
+        finally:
+            if self._reader is asyncio.current_task():
+                self._reader = None
 
     # --- called from the hub and the reader (never await the socket) --------------------------
 
@@ -259,17 +314,16 @@ class Connection:
         self._sending = True
         try:
             async with asyncio.timeout(self._send_timeout_s):
-                await self.ws.send_frame(frame, WSMsgType.TEXT)
+                await self.ws.send(frame)
         finally:
             self._sending = False
 
     async def _close(self, code: int, reason: str) -> None:
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT_S):
-                await self.ws.close(code=code, message=reason.encode())
-        except (TimeoutError, ConnectionError, RuntimeError):
-            if self.transport is not None:
-                self.transport.abort()
+                await self.ws.close(code, reason)
+        except TimeoutError:
+            self.ws.abort()
 
     async def closing(self) -> None:
         """Wait until a close started by `close_soon` has finished."""

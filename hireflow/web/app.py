@@ -26,11 +26,11 @@ from hireflow.piston.runtimes import RuntimeCatalog
 from hireflow.queue import JobQueue, JobSink
 from hireflow.quotas import Quotas
 from hireflow.realtime.bus import Bus, Listener
-from hireflow.realtime.expiry import close_expired_forever
 from hireflow.realtime.hub import Hub
 from hireflow.realtime.protocol import CLOSE_GOING_AWAY
 from hireflow.realtime.publisher import RealtimeSink
 from hireflow.realtime.seats import Seats
+from hireflow.realtime.sweep import sweep_forever
 from hireflow.services.run_limits import RunLimits, quota
 from hireflow.services.runs import RunService
 from hireflow.services.sessions import SessionService
@@ -150,9 +150,11 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     repairing = asyncio.create_task(realtime.repair_forever(settings.rt_repair_interval_s))
     ws_limit = settings.quota_ws_per_user if settings.quotas_enabled else None
     seats = app[K.SEATS] = Seats(app[K.REDIS], ws_limit, app[K.METRICS])
+    app[K.WS_ENDPOINT] = ws.Endpoint(app)
     held = lambda: [(user_id, seats.seat_id(conn.ws)) for user_id, conn in hub.user_connections()]  # noqa: E731
     renewing = asyncio.create_task(seats.renew_forever(held))
-    expiring = asyncio.create_task(close_expired_forever(hub, settings.ws_token_grace_s))
+    sweeping = sweep_forever(hub, grace_s=settings.ws_token_grace_s, heartbeat_s=settings.ws_heartbeat_s)
+    expiring = asyncio.create_task(sweeping)
     presencing = asyncio.create_task(presence.run_forever())
     # Serve once the bus is subscribed (or after a short wait while Redis is down: REST still works).
     await listener.wait_connected(LISTENER_START_TIMEOUT_S)
@@ -194,7 +196,10 @@ async def _metrics(app: web.Application) -> AsyncIterator[None]:
 
 async def _close_websockets(app: web.Application) -> None:
     """On shutdown, before the cleanups: close every socket with 1001 so clients resume elsewhere."""
-    await app[K.HUB].close_all(CLOSE_GOING_AWAY, "server shutting down")
+    await asyncio.gather(
+        app[K.HUB].close_all(CLOSE_GOING_AWAY, "server shutting down"),
+        app[K.WS_ENDPOINT].close_opening(CLOSE_GOING_AWAY, "server shutting down"),
+    )
 
 
 def server_options(settings: Settings) -> dict[str, Any]:

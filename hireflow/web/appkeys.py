@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -30,6 +32,9 @@ from hireflow.settings import Settings
 from hireflow.store.mongo import Document
 from hireflow.web.origins import OriginPolicy
 
+if TYPE_CHECKING:
+    from hireflow.web.routes.ws import Endpoint
+
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
 MONGO = web.AppKey("mongo", AsyncMongoClient[Document])
@@ -46,6 +51,8 @@ USERS = web.AppKey("users", UserDirectory)
 SESSIONS = web.AppKey("sessions", SessionService)
 QUOTAS = web.AppKey("quotas", Quotas)
 SEATS = web.AppKey("seats", Seats)
+# What every `/api/ws` socket's messages go to once the handler has returned (web/routes/ws.py).
+WS_ENDPOINT: web.AppKey[Endpoint] = web.AppKey("ws_endpoint")
 PADS = web.AppKey("pads", Pads)
 PAD_PRESENCE = web.AppKey("pad_presence", PadPresence)
 CHAT: web.AppKey[StreamChatAsync | None] = web.AppKey("chat")

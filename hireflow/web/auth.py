@@ -42,6 +42,15 @@ async def caller_for(request: web.Request, token: str) -> Caller:
     """Verify a token (from a header, a cookie or a WebSocket frame) and find its user."""
     claims = await request.app[TOKENS].verify(token)
     request[USER_ID] = claims.user_id
-    versions = await request.app[VERSIONS].read()
-    user = await request.app[USERS].current(claims.user_id, versions)
+    return await _caller(request.app, claims)
+
+
+async def socket_caller(app: web.Application, token: str) -> Caller:
+    """`caller_for` on a WebSocket whose request has ended (a token refreshed by an `auth` frame)."""
+    return await _caller(app, await app[TOKENS].verify(token))
+
+
+async def _caller(app: web.Application, claims: Claims) -> Caller:
+    versions = await app[VERSIONS].read()
+    user = await app[USERS].current(claims.user_id, versions)
     return Caller(user=user, claims=claims, versions=versions)

@@ -18,9 +18,18 @@ def upgrade_request(host: str, token: str) -> bytes:
 
 def masked_text_frame(payload: bytes) -> bytes:
     """A client text frame (clients must mask, RFC 6455 §5.3); short payloads only."""
-    assert len(payload) < 126
+    return client_frame(0x1, payload)
+
+
+def client_frame(opcode: int, payload: bytes, *, fin: bool = True, masked: bool = True) -> bytes:
+    """Any client frame (payloads under 64 KiB), masked unless told otherwise."""
+    n = len(payload)
+    length = bytes([n]) if n < 126 else bytes([126]) + n.to_bytes(2, "big")
+    head = bytes([(0x80 if fin else 0) | opcode]) + bytes([(0x80 if masked else 0) | length[0]]) + length[1:]
+    if not masked:
+        return head + payload
     mask = os.urandom(4)
-    return bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
 def server_frames(data: bytes) -> list[tuple[int, bytes]]:

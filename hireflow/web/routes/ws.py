@@ -1,25 +1,35 @@
-"""`GET /api/ws`: the WebSocket endpoint (protocol in CONTRACT.md, "WebSocket")."""
+"""`GET /api/ws`: the WebSocket endpoint (protocol in docs/websocket.md).
+
+The handler checks the upgrade and authenticates (a header or cookie token before the 101, else the
+first frame after it), then takes the connection over from aiohttp (web/takeover.py) and returns: an
+idle socket keeps nothing of its request, handler task or middlewares, only its `Connection` and
+`Link` (realtime/). From then on its messages go to `Endpoint`, one object for all the app's sockets.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-import socket
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from hireflow.errors import HireFlowError
 from hireflow.realtime import protocol
-from hireflow.realtime.connection import Connection
-from hireflow.web.appkeys import HUB, METRICS, ORIGINS, SEATS, SETTINGS
-from hireflow.web.auth import caller_for, token_from
+from hireflow.realtime.connection import CLOSE_TIMEOUT_S, Connection
+from hireflow.realtime.link import Link
+from hireflow.web.appkeys import HUB, METRICS, ORIGINS, SEATS, SETTINGS, WS_ENDPOINT
+from hireflow.web.auth import caller_for, socket_caller, token_from
 from hireflow.web.jsonio import error_response
+from hireflow.web.takeover import TakenOver, take_over
 
 log = logging.getLogger(__name__)
 
 routes = web.RouteTableDef()
 
 INBOUND_MAX_BYTES = 16 * 1024
+
+_AUTH_FIRST = protocol.error_frame("auth_required", 'the first frame must be {"type":"auth","token":"…"}')
 
 
 async def _verify(request: web.Request, token: str) -> tuple[str, float]:
@@ -28,17 +38,17 @@ async def _verify(request: web.Request, token: str) -> tuple[str, float]:
     return caller.claims.user_id, caller.claims.expires_at
 
 
-async def _first_frame_auth(request: web.Request, ws: web.WebSocketResponse) -> tuple[str, float] | bytes:
+async def _first_frame_auth(request: web.Request, link: Link) -> tuple[str, float] | bytes:
     """The identity from the first frame, or the error frame that says why there is none."""
     timeout_s = request.app[SETTINGS].ws_auth_timeout_s
     try:
-        msg = await ws.receive(timeout=timeout_s)
+        text = await link.first_message(timeout_s)
     except TimeoutError:
         return protocol.error_frame("auth_timeout", f"no auth frame within {timeout_s:g} s")
-    if msg.type != WSMsgType.TEXT:
+    if text is None:
         return _AUTH_FIRST
     try:
-        parsed = protocol.parse(msg.data)
+        parsed = protocol.parse(text)
         if not isinstance(parsed, protocol.Auth):
             return _AUTH_FIRST
         return await _verify(request, parsed.token)
@@ -48,7 +58,20 @@ async def _first_frame_auth(request: web.Request, ws: web.WebSocketResponse) -> 
         return protocol.error_frame(exc.code, exc.message)
 
 
-_AUTH_FIRST = protocol.error_frame("auth_required", 'the first frame must be {"type":"auth","token":"…"}')
+async def _refuse(link: Link, error: bytes, code: int, reason: str) -> TakenOver:
+    """Say why in an error frame, then close."""
+    with contextlib.suppress(ConnectionError):  # the client may have gone already
+        link.write(protocol.wire_text_frame(error))
+    await _close(link, code, reason)
+    return TakenOver()
+
+
+async def _close(link: Link, code: int, reason: str) -> None:
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT_S):
+            await link.close(code, reason)
+    except TimeoutError:
+        link.abort()
 
 
 @routes.get("/api/ws")
@@ -59,45 +82,55 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         why = request.app[ORIGINS].refusal(origin)
         log.warning("WebSocket upgrade refused: %s", why)
         return error_response(403, why, "origin_not_allowed")
-    # No permessage-deflate: frames are prebuilt once for all subscribers, and a deflate context per
-    # connection would cost far more memory than the bandwidth it saves on small JSON events.
-    ws = web.WebSocketResponse(
-        heartbeat=settings.ws_heartbeat_s, max_msg_size=INBOUND_MAX_BYTES, timeout=2.0, compress=False
-    )
-    await ws.prepare(request)
-    _bound_send_buffer(request, settings.ws_send_buffer_bytes)
+    # No permessage-deflate nor sub-protocol: frames are prebuilt once for all subscribers, and a
+    # deflate context per connection would cost far more memory than the bandwidth it saves.
+    probe = web.WebSocketResponse(compress=False)
+    if not probe.can_prepare(request).ok:
+        await probe.prepare(request)  # raises aiohttp's 400 saying what is wrong with the upgrade
 
-    identity: tuple[str, float] | bytes | None = None
+    identity: tuple[str, float] | None = None
     token = token_from(request)
     if token is not None:
         try:
             identity = await _verify(request, token)
         except HireFlowError:
             identity = None  # a stale cookie: the client may still authenticate with its first frame
-    del token  # this frame lives as long as the socket: no copy of a ~1 KB JWT per idle connection
+    del token
+    link = Link(INBOUND_MAX_BYTES)
+    if not take_over(request, link, send_buffer_bytes=settings.ws_send_buffer_bytes):
+        return TakenOver()  # the client has gone
+    # aiohttp no longer knows this socket: until it is attached, the endpoint closes it on shutdown,
+    # and a failure here must close it too.
+    opening = request.app[WS_ENDPOINT].opening
+    opening.add(link)
+    try:
+        return await _open(request, link, identity)
+    except BaseException:
+        link.abort()
+        raise
+    finally:
+        opening.discard(link)
+
+
+async def _open(request: web.Request, link: Link, identity: tuple[str, float] | None) -> TakenOver:
+    """Authenticate the taken-over socket if the upgrade did not, take a seat, attach a `Connection`."""
+    settings = request.app[SETTINGS]
     if identity is None:
-        identity = await _first_frame_auth(request, ws)
-    if isinstance(identity, bytes):
-        if not ws.closed:  # the client may have gone already
-            with contextlib.suppress(ConnectionError):
-                await ws.send_str(identity.decode())  # says why, before the 4001 close
-        await ws.close(code=protocol.CLOSE_AUTH, message=b"Unauthorized")
-        return ws
+        first = await _first_frame_auth(request, link)
+        if isinstance(first, bytes):
+            return await _refuse(link, first, protocol.CLOSE_AUTH, "Unauthorized")
+        identity = first
 
     hub, seats = request.app[HUB], request.app[SEATS]
     user_id, expires_at = identity
-    seat = seats.seat_id(ws)
-    if not await seats.acquire(user_id, seat):
+    if not await seats.acquire(user_id, seats.seat_id(link)):
         limit = settings.quota_ws_per_user
-        await ws.send_str(
-            protocol.error_frame("rate_limited", f"Too many WebSockets (at most {limit} per user)").decode()
-        )
-        await ws.close(code=protocol.CLOSE_POLICY, message=b"too many connections")
-        return ws
+        error = protocol.error_frame("rate_limited", f"Too many WebSockets (at most {limit} per user)")
+        return await _refuse(link, error, protocol.CLOSE_POLICY, "too many connections")
     conn = Connection(
-        ws,
-        request.transport,
+        link,
         hub,
+        request.app[WS_ENDPOINT],
         user_id=user_id,
         expires_at=expires_at,
         queue_max=settings.ws_queue_max,
@@ -105,53 +138,65 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     )
     hub.attach(conn)
     conn.send(protocol.frame({"type": "ready", "userId": user_id}))
-    # Token expiry is checked for all connections at once (realtime/expiry.py): no timer per socket.
-    try:
-        async for msg in ws:
-            if msg.type != WSMsgType.TEXT:
-                conn.send(protocol.error_frame("bad_message", "frames must be JSON text"))
-                continue
-            await _handle(request, conn, msg.data)
-    finally:
-        hub.detach(conn)
-        seats.release_soon(user_id, seat)  # before any await: aiohttp may cancel this handler on disconnect
-        await conn.stop()
-    return ws
+    # Messages sent meanwhile (a subscribe right after the auth frame) go to the endpoint now, in order;
+    # if the socket closed meanwhile, the endpoint forgets it at once. Token expiry and liveness are
+    # checked for all connections at once (realtime/sweep.py): no timer per socket.
+    link.attach(conn)
+    return TakenOver()
 
 
-def _bound_send_buffer(request: web.Request, size: int) -> None:
-    sock = request.transport.get_extra_info("socket") if request.transport is not None else None
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+class Endpoint:
+    """What authenticated sockets send, handled in order per socket: subscribe, unsubscribe, ping, a
+    refreshed token. One per app; it holds no per-socket state."""
 
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+        self.opening: set[Link] = set()
+        """Sockets taken over and not yet attached (authenticating, taking a seat)."""
 
-async def _handle(request: web.Request, conn: Connection, raw: str) -> None:
-    hub = request.app[HUB]
-    try:
-        message = protocol.parse(raw)
-    except protocol.ProtocolError as exc:
-        conn.send(protocol.error_frame(exc.code, exc.message))
-        return
-    if isinstance(message, protocol.Ping):
-        conn.send(protocol.PONG)
-    elif isinstance(message, protocol.Subscribe):
-        limit = request.app[SETTINGS].quota_subs_per_socket
-        if message.topic not in conn.subs and len(conn.subs) >= limit:
-            request.app[METRICS].quota_rejections.labels("ws_subscriptions").inc()
-            conn.send(protocol.error_frame("rate_limited", f"Too many subscriptions (at most {limit} per socket)"))
+    async def close_opening(self, code: int, reason: str) -> None:
+        """On shutdown: the sockets not attached to the hub yet are closed too."""
+        await asyncio.gather(*(_close(link, code, reason) for link in list(self.opening)))
+
+    def gone(self, conn: Connection) -> None:
+        app = self._app
+        app[HUB].detach(conn)
+        app[SEATS].release_soon(conn.user_id, app[SEATS].seat_id(conn.ws))
+
+    async def message(self, conn: Connection, text: str | None) -> None:
+        if text is None:
+            conn.send(protocol.error_frame("bad_message", "frames must be JSON text"))
             return
-        hub.subscribe(conn, message.topic, message.epoch, message.since, message.invite_code)
-    elif isinstance(message, protocol.Unsubscribe):
-        hub.unsubscribe(conn, message.topic)
-    elif isinstance(message, protocol.Auth):
+        app = self._app
+        hub = app[HUB]
         try:
-            user_id, expires_at = await _verify(request, message.token)
+            message = protocol.parse(text)
+        except protocol.ProtocolError as exc:
+            conn.send(protocol.error_frame(exc.code, exc.message))
+            return
+        if isinstance(message, protocol.Ping):
+            conn.send(protocol.PONG)
+        elif isinstance(message, protocol.Subscribe):
+            limit = app[SETTINGS].quota_subs_per_socket
+            if message.topic not in conn.subs and len(conn.subs) >= limit:
+                app[METRICS].quota_rejections.labels("ws_subscriptions").inc()
+                conn.send(protocol.error_frame("rate_limited", f"Too many subscriptions (at most {limit} per socket)"))
+                return
+            hub.subscribe(conn, message.topic, message.epoch, message.since, message.invite_code)
+        elif isinstance(message, protocol.Unsubscribe):
+            hub.unsubscribe(conn, message.topic)
+        elif isinstance(message, protocol.Auth):
+            await self._refresh(conn, message.token)
+
+    async def _refresh(self, conn: Connection, token: str) -> None:
+        try:
+            caller = await socket_caller(self._app, token)
         except HireFlowError as exc:
             conn.send(protocol.error_frame(exc.code, exc.message))
             return
-        if user_id != conn.user_id:
+        if caller.claims.user_id != conn.user_id:
             conn.send(protocol.error_frame("unauthorized", "token belongs to another user"))
             conn.close_soon(protocol.CLOSE_AUTH, "user changed", flush=True)
             return
-        conn.expires_at = max(conn.expires_at, expires_at)
+        conn.expires_at = max(conn.expires_at, caller.claims.expires_at)
         conn.send(protocol.AUTH_OK)
