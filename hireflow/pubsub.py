@@ -1,7 +1,10 @@
 """One Redis pub/sub subscription kept alive: pinged every `heartbeat_s`, reconnected when no answer
 comes within two intervals or the connection fails, and the caller told after every reconnect (it
 may have missed messages meanwhile: pub/sub delivers at most once). The realtime bus
-(realtime/bus.py `Listener`) and the pad relay (pad/relay.py) each hold one."""
+(realtime/bus.py `Listener`) and the pad relay (pad/relay.py) each hold one.
+
+At shutdown it is stopped (`stop`: `run` returns within a second), not cancelled: a cancellation that
+lands inside redis-py's `get_message` can be swallowed, and the listener would reconnect for ever."""
 
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ class Subscriber:
         """For the log lines: "realtime bus", "pad relay"."""
         self.connected = False
         self._up = asyncio.Event()
+        self._stopped = False
 
     async def wait_connected(self, timeout_s: float) -> bool:
         try:
@@ -42,10 +46,14 @@ class Subscriber:
             return False
         return True
 
+    def stop(self) -> None:
+        """Make `run` return after the message it is handling, or its current wait (at most 1 s)."""
+        self._stopped = True
+
     async def run(self, on_message: MessageHandler, on_reconnect: ReconnectHandler) -> None:
-        """Listen forever; after every reconnect (not the first connect) call `on_reconnect`."""
+        """Listen until stopped; after every reconnect (not the first connect) call `on_reconnect`."""
         first = True
-        while True:
+        while not self._stopped:
             try:
                 await self._session(on_message, None if first else on_reconnect)
             except asyncio.CancelledError:
@@ -58,7 +66,8 @@ class Subscriber:
                 log.exception("%s listener failed", self._name)
             self.connected = False
             first = False
-            await asyncio.sleep(self.RECONNECT_DELAY_S)
+            if not self._stopped:
+                await asyncio.sleep(self.RECONNECT_DELAY_S)
 
     async def _session(self, on_message: MessageHandler, on_reconnect: ReconnectHandler | None) -> None:
         pubsub = self._redis.pubsub()
@@ -71,7 +80,7 @@ class Subscriber:
                 await on_reconnect()
             last_heard = time.monotonic()
             next_ping = last_heard + self._heartbeat_s
-            while True:
+            while not self._stopped:
                 message = await pubsub.get_message(timeout=min(self._heartbeat_s, 1.0))
                 now = time.monotonic()
                 if message is not None:

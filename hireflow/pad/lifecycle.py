@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -14,6 +14,7 @@ from hireflow.pad.relay import Relay
 from hireflow.pad.room import CLOSE_GOING_AWAY
 from hireflow.pad.rooms import Pads
 from hireflow.pad.store import PadStore
+from hireflow.stopping import stop_then_cancel
 from hireflow.store import mongo
 from hireflow.web import appkeys as K
 
@@ -21,15 +22,6 @@ log = logging.getLogger(__name__)
 
 REDIS_TIMEOUT_S = 2.0
 RELAY_START_TIMEOUT_S = 2.0
-STOP_TIMEOUT_S = 5.0
-
-
-async def stop_then_cancel(stop: Callable[[], None], task: asyncio.Task[None], timeout_s: float) -> None:
-    """Ask a loop to stop and give it `timeout_s` to finish its current call; cancel it only then.
-    Cancelling a task inside a redis-py (or PyMongo) call can turn into a retried error or a hang."""
-    stop()
-    await asyncio.wait({task}, timeout=timeout_s)  # neither raises nor cancels
-    task.cancel()
 
 
 async def pads_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -53,7 +45,7 @@ async def pads_ctx(app: web.Application) -> AsyncIterator[None]:
     checkpointing = asyncio.create_task(pads.checkpoints.run_forever())
     await relay.wait_connected(RELAY_START_TIMEOUT_S)
     yield
-    await stop_then_cancel(pads.checkpoints.stop, checkpointing, STOP_TIMEOUT_S)
+    await stop_then_cancel((pads.checkpoints.stop, checkpointing), (relay.stop, listening))
     for task in (listening, maintaining, checkpointing):
         task.cancel()
     await asyncio.gather(listening, maintaining, checkpointing, return_exceptions=True)

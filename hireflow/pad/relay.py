@@ -120,6 +120,9 @@ class Relay:
     async def wait_connected(self, timeout_s: float) -> bool:
         return await self._subscriber.wait_connected(timeout_s)
 
+    def stop(self) -> None:
+        self._subscriber.stop()
+
     async def run(self, on_message: MessageHandler, on_reconnect: ReconnectHandler) -> None:
         """Listen forever; after every reconnect (not the first connect) call `on_reconnect`."""
 

@@ -214,6 +214,9 @@ class Listener:
     async def wait_connected(self, timeout_s: float) -> bool:
         return await self._subscriber.wait_connected(timeout_s)
 
+    def stop(self) -> None:
+        self._subscriber.stop()
+
     async def run(self, on_event: EventHandler, on_control: ControlHandler, on_reconnect: ReconnectHandler) -> None:
         async def on_message(channel: str, data: bytes) -> None:
             if channel == keys.RT_EVENTS:

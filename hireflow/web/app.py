@@ -18,7 +18,7 @@ from hireflow.clerk.tokens import TokenVerifier
 from hireflow.errors import HireFlowError
 from hireflow.events import FanOut, LoggingSink
 from hireflow.observability import HubCollector, Metrics, serve_metrics
-from hireflow.pad.lifecycle import STOP_TIMEOUT_S, close_pad_sockets, pads_ctx, stop_then_cancel
+from hireflow.pad.lifecycle import close_pad_sockets, pads_ctx
 from hireflow.pad.presence import PadPresence
 from hireflow.pad.sink import PadSink
 from hireflow.piston.client import piston_client
@@ -37,6 +37,7 @@ from hireflow.services.sessions import SessionService
 from hireflow.services.user_sync import UserSync
 from hireflow.services.users import UserDirectory
 from hireflow.settings import Settings
+from hireflow.stopping import stop_then_cancel
 from hireflow.store import mongo
 from hireflow.store.idempotency import IdempotencyRepo
 from hireflow.store.runs import RunRepo
@@ -159,8 +160,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     # Serve once the bus is subscribed (or after a short wait while Redis is down: REST still works).
     await listener.wait_connected(LISTENER_START_TIMEOUT_S)
     yield
-    # Stopped, not cancelled, first: a cancellation landing inside redis-py can leave the call hanging.
-    await stop_then_cancel(presence.stop, presencing, STOP_TIMEOUT_S)
+    # Stopped, not cancelled, first: a cancellation landing inside redis-py can be swallowed (stopping.py).
+    await stop_then_cancel((presence.stop, presencing), (listener.stop, listening))
     for task in (listening, repairing, renewing, expiring, presencing):
         task.cancel()
     await asyncio.gather(listening, repairing, renewing, expiring, presencing, return_exceptions=True)

@@ -181,8 +181,6 @@ async def test_an_idle_socket_keeps_no_request_nor_handler(client, factory: Fact
         raw.close()
 
 
-
-
 async def test_stopping_the_server_closes_a_socket_still_authenticating(settings, factory: Factory):
     """aiohttp no longer knows a taken-over socket: one waiting for its auth frame gets 1001 on shutdown."""
     app_client = await serve(create_app(settings))
