@@ -29,6 +29,11 @@ async def test_two_processes_share_the_port_and_both_get_lobby_events(settings, 
         await asyncio.to_thread(embedded.wait_for_port, port, parent, timeout_s=60)
         children = psutil.Process(parent.pid).children()
         assert len(children) == 2
+
+        async def both_listening() -> bool:  # the port answers once the first one listens
+            return all(_listens(child, port) for child in children)
+
+        await eventually(both_listening, timeout_s=30)
         host = await factory.user("host")
         headers = {"Authorization": f"Bearer {host.token}"}
         async with aiohttp.ClientSession() as http:
@@ -62,8 +67,14 @@ async def test_two_processes_share_the_port_and_both_get_lobby_events(settings, 
         await eventually(lambda: _gone(children), timeout_s=10)
     finally:
         if parent.poll() is None:
+            for child in psutil.Process(parent.pid).children():  # not left behind when the test fails
+                child.kill()
             parent.kill()
             parent.wait()
+
+
+def _listens(process: psutil.Process, port: int) -> bool:
+    return any(c.laddr.port == port and c.status == psutil.CONN_LISTEN for c in process.net_connections("tcp"))
 
 
 async def _gone(children: list[psutil.Process]) -> bool:
