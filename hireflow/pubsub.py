@@ -3,7 +3,7 @@ comes within two intervals or the connection fails, and the caller told after ev
 may have missed messages meanwhile: pub/sub delivers at most once). The realtime bus
 (realtime/bus.py `Listener`) and the pad relay (pad/relay.py) each hold one.
 
-At shutdown it is stopped (`stop`: `run` returns within a second), not cancelled: a cancellation that
+At shutdown it is stopped (`stop`: `run` returns within `POLL_S`), not cancelled: a cancellation that
 lands inside redis-py's `get_message` can be swallowed, and the listener would reconnect for ever."""
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 MessageHandler = Callable[[str, bytes], Awaitable[None]]
 """Called with each message's channel and data, in order."""
 ReconnectHandler = Callable[[], Awaitable[None]]
+POLL_S = 0.1
+"""Longest wait for a message before the loop looks at its stop flag (and its heartbeat) again."""
 
 
 class Subscriber:
@@ -47,7 +49,7 @@ class Subscriber:
         return True
 
     def stop(self) -> None:
-        """Make `run` return after the message it is handling, or its current wait (at most 1 s)."""
+        """Make `run` return after the message it is handling, or its current wait (`POLL_S`)."""
         self._stopped = True
 
     async def run(self, on_message: MessageHandler, on_reconnect: ReconnectHandler) -> None:
@@ -81,7 +83,7 @@ class Subscriber:
             last_heard = time.monotonic()
             next_ping = last_heard + self._heartbeat_s
             while not self._stopped:
-                message = await pubsub.get_message(timeout=min(self._heartbeat_s, 1.0))
+                message = await pubsub.get_message(timeout=min(self._heartbeat_s, POLL_S))
                 now = time.monotonic()
                 if message is not None:
                     last_heard = now
