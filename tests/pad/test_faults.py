@@ -16,7 +16,7 @@ from hireflow import embedded
 from hireflow.pad.store import PadStore
 from hireflow.web.app import create_app
 from tests.conftest import Factory, make_settings, serve
-from tests.support.pad import Peer, new_session, peer, start_web
+from tests.support.pad import Peer, peer, start_web, two_editors
 from tests.support.workers import eventually
 
 
@@ -69,10 +69,7 @@ async def test_sigkill_of_a_web_process_mid_edit_loses_nothing(client, settings,
     web = start_web(settings.model_copy(update={"port": port}), tmp_path / "web.log")
     try:
         await asyncio.to_thread(embedded.wait_for_port, port, web)
-        host, guest = await factory.user("host"), await factory.user("guest")
-        session_id = await new_session(client, host, guest)
-        a = await peer(client, session_id, host)
-        b = await peer(f"http://127.0.0.1:{port}", session_id, guest)
+        session_id, _host, guest, a, b = await two_editors(client, f"http://127.0.0.1:{port}", factory)
         ta, tb = Typist(a, "a"), Typist(b, "b")
         await asyncio.sleep(1.0)
         web.send_signal(signal.SIGKILL)
@@ -103,9 +100,7 @@ async def test_a_redis_restart_mid_edit_loses_nothing(infra, db_name, fake_clerk
     )
     one, two = await serve(create_app(settings)), await serve(create_app(settings))
     try:
-        host, guest = await factory.user("host"), await factory.user("guest")
-        session_id = await new_session(one, host, guest)
-        a, b = await peer(one, session_id, host), await peer(two, session_id, guest)
+        session_id, *_, a, b = await two_editors(one, two, factory)
         ta, tb = Typist(a, "a"), Typist(b, "b")
         await asyncio.sleep(0.5)
         embedded.stop(redis_proc)
@@ -138,9 +133,7 @@ async def test_a_database_restart_mid_edit_loses_nothing(infra, fake_clerk, sign
     one, two = await serve(create_app(settings)), await serve(create_app(settings))
     try:
         factory = Factory(db, signing_key, fake_clerk[0])
-        host, guest = await factory.user("host"), await factory.user("guest")
-        session_id = await new_session(one, host, guest)
-        a, b = await peer(one, session_id, host), await peer(two, session_id, guest)
+        session_id, *_, a, b = await two_editors(one, two, factory)
         ta, tb = Typist(a, "a"), Typist(b, "b")
         await asyncio.sleep(0.5)
         embedded.stop(mongo_proc)

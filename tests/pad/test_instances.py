@@ -7,7 +7,7 @@ import random
 
 from hireflow.web.app import create_app
 from tests.conftest import Factory, make_settings, serve
-from tests.support.pad import new_session, peer
+from tests.support.pad import two_editors
 from tests.support.proxy import TcpProxy
 from tests.support.workers import eventually
 
@@ -18,10 +18,7 @@ async def _converged(*replicas) -> bool:
 
 
 async def test_replicas_on_two_instances_converge(client, second, factory: Factory):
-    host, guest = await factory.user("host"), await factory.user("guest")
-    session_id = await new_session(client, host, guest)
-    a = await peer(client, session_id, host)
-    b = await peer(second, session_id, guest)
+    *_, a, b = await two_editors(client, second, factory)
     rng = random.Random(7)
     try:
         for i in range(60):
@@ -46,10 +43,7 @@ async def test_an_instance_cut_from_redis_repairs_from_mongodb(infra, db_name, f
             make_settings(infra, db_name, *fake_clerk, redis_url=f"redis://127.0.0.1:{proxy.port}/0", **overrides)
         )
     )
-    host, guest = await factory.user("host"), await factory.user("guest")
-    session_id = await new_session(client, host, guest)
-    a = await peer(client, session_id, host)
-    b = await peer(cut_off, session_id, guest)
+    *_, a, b = await two_editors(client, cut_off, factory)
     try:
         a.code += "before;"
         await eventually(lambda: _converged(a, b), timeout_s=5)

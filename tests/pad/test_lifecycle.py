@@ -13,15 +13,12 @@ from hireflow.pad.room import CLOSE_FROZEN
 from hireflow.web.app import create_app
 from hireflow.web.appkeys import HUB, PADS
 from tests.conftest import Factory, make_settings, serve
-from tests.support.pad import new_session, open_ws, peer
+from tests.support.pad import new_session, open_ws, peer, two_editors
 from tests.support.workers import eventually
 
 
 async def test_ending_the_session_freezes_the_pad_on_every_instance(client, second, factory: Factory, mongo):
-    host, guest = await factory.user("host"), await factory.user("guest")
-    session_id = await new_session(client, host, guest)
-    a = await peer(client, session_id, host)
-    b = await peer(second, session_id, guest)
+    session_id, host, guest, a, b = await two_editors(client, second, factory)
     try:
         a.code += "final answer!!"
         del a.code[12:14]  # a deletion: every later sync step 2 of A carries it
@@ -56,10 +53,7 @@ async def test_ending_the_session_freezes_the_pad_on_every_instance(client, seco
 async def test_a_freeze_whose_relay_message_is_lost_still_holds(client, second, factory: Factory, mongo, monkeypatch):
     """The instance that ended the session dies before relaying the freeze (here: never relays it):
     the other instance's open room learns it from the store at its next write."""
-    host, guest = await factory.user("host"), await factory.user("guest")
-    session_id = await new_session(client, host, guest)
-    a = await peer(client, session_id, host)
-    b = await peer(second, session_id, guest)
+    session_id, host, _guest, a, b = await two_editors(client, second, factory)
     try:
         a.code += "final"
         await eventually(lambda: _same(b, "final"), timeout_s=5)

@@ -8,7 +8,7 @@ import logging
 from hireflow import keys
 from hireflow.pad.relay import PACK_MAX_BYTES, RelayKind, RelayMessage, pack, unpack
 from tests.conftest import Factory
-from tests.support.pad import new_session, peer
+from tests.support.pad import two_editors
 from tests.support.workers import eventually
 
 
@@ -25,10 +25,7 @@ def test_messages_pack_into_few_payloads_and_unpack_in_order():
 
 
 async def test_junk_on_the_relay_channel_is_ignored(client, second, factory: Factory, redis, caplog):
-    host, guest = await factory.user("host"), await factory.user("guest")
-    session_id = await new_session(client, host, guest)
-    a = await peer(client, session_id, host)
-    b = await peer(second, session_id, guest)
+    session_id, *_, a, b = await two_editors(client, second, factory)
     try:
         whole = pack([RelayMessage(RelayKind.UPDATE, session_id, "x", 1, 1, b"not an update")])[0]
         for junk in (b"", b"\x00\x00\x00\xffshort", whole[:-3], b"\x00\x00\x00\x03a b", whole):

@@ -7,14 +7,14 @@ import contextlib
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 from aiohttp.test_utils import TestClient
 from pycrdt import Doc, Map, Provider, Text
 
 from hireflow.settings import Settings
-from tests.conftest import ORIGIN, User
+from tests.conftest import ORIGIN, Factory, User
 from tests.support.workers import ROOT, settings_env
 
 
@@ -125,6 +125,25 @@ async def new_session(app_client: TestClient, host: User, guest: User | None = N
         joined = await app_client.post(f"/api/sessions/{session_id}/join", headers=guest.headers)
         assert joined.status == 200, await joined.text()
     return session_id
+
+
+class Editors(NamedTuple):
+    session_id: str
+    host: User
+    guest: User
+    a: Peer
+    """The host's replica, on the first server."""
+    b: Peer
+    """The guest's replica, on the second server."""
+
+
+async def two_editors(one: TestClient, two: TestClient | str, factory: Factory) -> Editors:
+    """A session with a host and a guest, each with a synced replica of its pad: the host's on `one`
+    (which also creates the session), the guest's on `two`."""
+    host, guest = await factory.user("host"), await factory.user("guest")
+    session_id = await new_session(one, host, guest)
+    a = await peer(one, session_id, host)
+    return Editors(session_id, host, guest, a, await peer(two, session_id, guest))
 
 
 def start_web(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
