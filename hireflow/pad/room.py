@@ -17,7 +17,7 @@ from aiohttp import web
 from bson import ObjectId
 from pycrdt import Awareness, Doc, Map, Text, create_awareness_message, create_update_message
 
-from hireflow.realtime.connection import FAST_PATH_MAX_BUFFERED
+from hireflow.realtime.connection import takes_write_now
 from hireflow.realtime.protocol import wire_binary_frame
 
 log = logging.getLogger(__name__)
@@ -64,15 +64,9 @@ class PadSocket:
     def send(self, frame: bytes) -> None:
         if self._closing:
             return
-        transport = self._transport
-        if (
-            not self._sending
-            and self._queue.empty()
-            and transport is not None
-            and not transport.is_closing()
-            and transport.get_write_buffer_size() < FAST_PATH_MAX_BUFFERED
-        ):
-            transport.write(wire_binary_frame(frame))
+        if not self._sending and self._queue.empty() and takes_write_now(self._transport):
+            assert self._transport is not None
+            self._transport.write(wire_binary_frame(frame))
             return
         try:
             self._queue.put_nowait(frame)

@@ -40,8 +40,18 @@ FAST_PATH_MAX_BUFFERED = 16 * 1024
 SLOW_RESET_WINDOW_S = 60.0
 CLOSE_TIMEOUT_S = 2.0
 INBOX_MAX = 32
-CLOSE_INTERNAL_ERROR = 1011
 """Client messages waiting to be handled before the socket stops being read (TCP back-pressure)."""
+CLOSE_INTERNAL_ERROR = 1011
+
+
+def takes_write_now(transport: asyncio.Transport | None) -> bool:
+    """Whether a frame may go straight to this transport (the fast path): open, little buffered. The
+    caller also makes sure nothing of its own is queued or being sent ahead of the frame."""
+    return (
+        transport is not None
+        and not transport.is_closing()
+        and transport.get_write_buffer_size() < FAST_PATH_MAX_BUFFERED
+    )
 
 
 class Handler(Protocol):
@@ -208,8 +218,9 @@ class Connection:
         if epoch != sub.epoch or seq != sub.last_seq + 1:
             self._out_of_order(sub, epoch, seq)
             return
-        transport = self._idle_transport()
-        if wire is not None and transport is not None and transport.get_write_buffer_size() < FAST_PATH_MAX_BUFFERED:
+        transport = self.transport
+        if wire is not None and not (self._queue or self._sending) and takes_write_now(transport):
+            assert transport is not None
             transport.write(wire)
             sub.last_seq = seq
             return
@@ -257,14 +268,6 @@ class Connection:
         self._slow_resets = [*resets[1 - MAX_SLOW_RESETS :], now]
         self.hub.stats.resets_slow += 1
         self.resync(sub, "slow")
-
-    def _idle_transport(self) -> asyncio.Transport | None:
-        """The transport if a frame may be written to it right now: nothing queued or being sent
-        ahead of it, and it is not closing."""
-        transport = self.transport
-        if self._queue or self._sending or transport is None or transport.is_closing():
-            return None
-        return transport
 
     def _enqueue(self, item: tuple[str | None, bytes] | Sync | Close) -> None:
         """Queue writer work; start the writer task if none runs (it ends once the queue is empty)."""
