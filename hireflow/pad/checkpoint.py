@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 RETRY_S = 1.0
 FOLD_CHUNK = 500
-"""Batches folded at once at most (one range read; one bulk write of the snapshots of their pads)."""
+"""Batches given to one `PadStore.fold` at most (which reads and writes them in smaller operations)."""
 
 
 class Checkpointer:

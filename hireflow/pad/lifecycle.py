@@ -46,8 +46,7 @@ async def pads_ctx(app: web.Application) -> AsyncIterator[None]:
     await relay.wait_connected(RELAY_START_TIMEOUT_S)
     yield
     await stop_then_cancel((pads.checkpoints.stop, checkpointing), (relay.stop, listening))
-    for task in (listening, maintaining, checkpointing):
-        task.cancel()
+    maintaining.cancel()  # it makes no MongoDB or Redis call
     await asyncio.gather(listening, maintaining, checkpointing, return_exceptions=True)
     await pads.close()
     await conns.aclose()

@@ -44,7 +44,7 @@ _LOAD_RETRIES = 5
 _FOLD_RETRIES = 20
 DUPLICATE_KEY = 11000
 _READ_BATCH = 20
-_SNAPSHOT_CHUNK = 50
+_WRITE_CHUNK = 50
 """A fold works in small operations (batches read 20 at a time, snapshots written and batches deleted
 50 at a time): on a server that runs one operation at a time, as SecantusDB mostly does, one long
 operation delays every pad's next write by as long."""
@@ -144,12 +144,12 @@ class PadStore:
             for key, items in doc["u"].items():
                 entries[ObjectId(key)] += [{**item, "at": doc["at"]} for item in items]
         pads = list(entries)
-        for start in range(0, len(pads), _SNAPSHOT_CHUNK):
-            await self._fold_into_snapshots({pad: entries[pad] for pad in pads[start : start + _SNAPSHOT_CHUNK]})
+        for start in range(0, len(pads), _WRITE_CHUNK):
+            await self._fold_into_snapshots({pad: entries[pad] for pad in pads[start : start + _WRITE_CHUNK]})
         # By id, never by range: a batch that lands in the range after it was read is not folded yet.
         ids = [doc["_id"] for doc in docs]
-        for start in range(0, len(ids), _SNAPSHOT_CHUNK):
-            await self._log.delete_many({"_id": {"$in": ids[start : start + _SNAPSHOT_CHUNK]}})
+        for start in range(0, len(ids), _WRITE_CHUNK):
+            await self._log.delete_many({"_id": {"$in": ids[start : start + _WRITE_CHUNK]}})
         return len(docs)
 
     async def _fold_into_snapshots(self, entries: dict[ObjectId, list[Document]]) -> None:

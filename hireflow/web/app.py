@@ -162,7 +162,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     yield
     # Stopped, not cancelled, first: a cancellation landing inside redis-py can be swallowed (stopping.py).
     await stop_then_cancel((presence.stop, presencing), (listener.stop, listening))
-    for task in (listening, repairing, renewing, expiring, presencing):
+    for task in (repairing, renewing, expiring):
         task.cancel()
     await asyncio.gather(listening, repairing, renewing, expiring, presencing, return_exceptions=True)
     await presence.release_all()  # the pad sockets closed on shutdown: nobody here has a pad open
