@@ -274,6 +274,7 @@ async def run(n: int, args: argparse.Namespace, tmp: str, server_root: Path = RO
         watched = [web_a.pid, web_b.pid, db_pid, *(proc.pid for proc in clients)]
         cpu_before = [proc_stat(pid)[1] for pid in watched]
         started = time.monotonic()
+        print(f"typing: {n} pads, {args.seconds:g} s", file=sys.stderr, flush=True)  # for a profiler to wait on
         for proc in clients:
             assert proc.stdin is not None
             proc.stdin.write("go\n")

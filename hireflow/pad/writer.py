@@ -30,7 +30,7 @@ from pycrdt import merge_updates
 from pymongo.errors import PyMongoError
 
 from hireflow.pad.room import PadSocket, Room
-from hireflow.pad.store import PadStore, PendingUpdate
+from hireflow.pad.store import Batch, PadStore, PendingUpdate
 from hireflow.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -58,8 +58,8 @@ class Item:
 StoredHandler = Callable[[list[Item], list[PendingUpdate]], Awaitable[None]]
 """Called with the stored items and, as stored, one merged entry per pad life (`_grouped`)."""
 RefusedHandler = Callable[[list[Item]], None]
-AppendedHandler = Callable[[ObjectId, int], None]
-"""Called with a stored batch's id and the number of updates in it."""
+AppendedHandler = Callable[[Batch, int], None]
+"""Called with a stored batch and the number of updates in it."""
 EndedHandler = Callable[[set[ObjectId]], None]
 
 
@@ -111,9 +111,9 @@ class UpdateWriter:
             stored = [item for item in batch if item.room.pad not in frozen]
             grouped = _grouped(stored)
             if stored:
-                batch_id = ObjectId()  # one id for every attempt: retries are no-ops
-                await self._retrying("storing", len(stored), partial(self._store.append, batch_id, grouped))
-                self._on_appended(batch_id, len(stored))
+                stored_batch = Batch(ObjectId(), utcnow(), grouped)  # one id for every attempt: retries are no-ops
+                await self._retrying("storing", len(stored), partial(self._store.append, stored_batch))
+                self._on_appended(stored_batch, len(stored))
             self.stored_total += len(stored)
             self.batches_total += 1
             self.queued_bytes -= sum(len(item.pending.update) for item in batch)

@@ -5,12 +5,18 @@ snapshot (also when two instances fold the same batches at once) without losing 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
+import pytest
 from bson import ObjectId
 from pycrdt import Doc, Text, merge_updates
 
-from hireflow.pad.store import PadStore, PendingUpdate
+from hireflow.pad.checkpoint import Checkpointer
+from hireflow.pad.store import Batch, PadStore, PendingUpdate
+from hireflow.timeutil import utcnow
+from tests.support.workers import eventually
 
 
 def _typist() -> tuple[Doc[Any], Text]:
@@ -24,6 +30,10 @@ def _type(doc: Doc[Any], text: Text, chars: str) -> bytes:
     return doc.get_update(before)
 
 
+def _batch(batch_id: ObjectId, entries: list[PendingUpdate]) -> Batch:
+    return Batch(batch_id, utcnow(), entries)
+
+
 def _text(state: bytes) -> str:
     doc: Doc[Any] = Doc()
     doc.apply_update(state)
@@ -35,18 +45,20 @@ async def test_batches_of_many_pads_are_one_document_and_fold_into_each_pads_sna
     await store.ensure_indexes()
     pads = [ObjectId() for _ in range(3)]
     typists = [_typist() for _ in pads]
-    batch_ids = []
+    batches = []
     for seq in range(1, 5):
-        batch = [PendingUpdate(pad, f"src{i}", seq, _type(*typists[i], f"{i}{seq};")) for i, pad in enumerate(pads)]
-        batch_ids.append(ObjectId())
-        await store.append(batch_ids[-1], batch)
-        await store.append(batch_ids[-1], batch)  # a retry after an unknown outcome: nothing twice
+        entries = [PendingUpdate(pad, f"src{i}", seq, _type(*typists[i], f"{i}{seq};")) for i, pad in enumerate(pads)]
+        batches.append(_batch(ObjectId(), entries))
+        await store.append(batches[-1])
+        await store.append(batches[-1])  # a retry after an unknown outcome: nothing twice
+    batch_ids = [batch.id for batch in batches]
     assert await mongo.pad_updates.count_documents({}) == 4
     expected = [str(text) for _doc, text in typists]
 
-    # Two instances fold the same three batches at once (a writer and an orphan sweep).
-    folded = await asyncio.gather(store.fold(batch_ids[:3]), store.fold(batch_ids[:3]))
-    assert 3 in folded
+    # Two instances fold the same three batches at once: their writer (from memory) and an orphan
+    # sweep elsewhere (read back from the log).
+    folded = await asyncio.gather(store.fold_written(batches[:3]), store.fold(batch_ids[:3]))
+    assert folded[0] == 3 and folded[1] in (0, 3)
     assert await mongo.pad_updates.count_documents({}) == 1
     assert await mongo.pad_snapshots.count_documents({}) == 3
     for i, pad in enumerate(pads):
@@ -69,12 +81,13 @@ async def test_a_checkpoint_keeps_updates_whose_dependencies_are_not_folded_yet(
     b_doc, b_text = _typist()
     b_doc.apply_update(a_update)
     b_update = _type(b_doc, b_text, " world")  # depends on A's update
-    b_batch, a_batch = ObjectId(), ObjectId()
-    await store.append(b_batch, [PendingUpdate(pad, "b", 1, b_update)])
-    await store.append(a_batch, [PendingUpdate(pad, "a", 1, a_update)])
-    assert await store.fold([b_batch]) == 1  # B's instance folds its batch alone
+    b_batch = _batch(ObjectId(), [PendingUpdate(pad, "b", 1, b_update)])
+    a_batch = _batch(ObjectId(), [PendingUpdate(pad, "a", 1, a_update)])
+    await store.append(b_batch)
+    await store.append(a_batch)
+    assert await store.fold_written([b_batch]) == 1  # B's instance folds its batch alone
     assert _text((await store.load(pad)).state) == "hello world"
-    assert await store.fold([a_batch]) == 1
+    assert await store.fold([a_batch.id]) == 1
     assert _text((await store.load(pad)).state) == "hello world"
 
 
@@ -86,9 +99,9 @@ async def test_a_fold_reads_a_range_of_batches_but_folds_and_deletes_only_those_
     doc, text = _typist()
     first, second, third = (_type(doc, text, chars) for chars in ("a", "b", "c"))
     ids = sorted(ObjectId() for _ in range(3))
-    await store.append(ids[0], [PendingUpdate(mine, "m", 1, first)])
-    await store.append(ids[1], [PendingUpdate(theirs, "t", 1, _type(*_typist(), "theirs"))])
-    await store.append(ids[2], [PendingUpdate(mine, "m", 3, merge_updates(second, third), first=2)])
+    await store.append(_batch(ids[0], [PendingUpdate(mine, "m", 1, first)]))
+    await store.append(_batch(ids[1], [PendingUpdate(theirs, "t", 1, _type(*_typist(), "theirs"))]))
+    await store.append(_batch(ids[2], [PendingUpdate(mine, "m", 3, merge_updates(second, third), first=2)]))
     assert await store.fold([ids[0], ids[2]]) == 2
     assert [doc["_id"] async for doc in mongo.pad_updates.find({})] == [ids[1]]
     assert _text((await store.load(mine)).state) == "abc"
@@ -104,17 +117,68 @@ async def test_start_up_drops_the_per_pad_index_an_earlier_version_made(mongo):
     await PadStore(mongo).ensure_indexes()  # again, as every instance does at start-up
 
 
-async def test_a_fold_over_more_pads_than_one_bulk_write_folds_them_all(mongo):
+@pytest.mark.parametrize("from_memory", [True, False], ids=["written", "read back"])
+async def test_a_fold_over_more_pads_than_one_bulk_write_folds_them_all(mongo, from_memory):
     store = PadStore(mongo)
     pads = [ObjectId() for _ in range(120)]  # three bulk writes of snapshots
     typists = [_typist() for _ in pads]
-    batch_ids = sorted(ObjectId() for _ in range(60))  # two deletes
-    for seq, batch_id in enumerate(batch_ids, 1):
-        await store.append(
-            batch_id, [PendingUpdate(pad, "w", seq, _type(*typists[i], "x")) for i, pad in enumerate(pads)]
+    batches = []
+    for seq, batch_id in enumerate(sorted(ObjectId() for _ in range(60)), 1):  # two deletes
+        batches.append(
+            _batch(batch_id, [PendingUpdate(pad, "w", seq, _type(*typists[i], "x")) for i, pad in enumerate(pads)])
         )
-    assert await store.fold(batch_ids) == 60
+        await store.append(batches[-1])
+    if from_memory:
+        assert await store.fold_written(batches) == 60
+    else:
+        assert await store.fold([batch.id for batch in batches]) == 60
     assert await mongo.pad_updates.count_documents({}) == 0
     for pad in (pads[0], pads[55], pads[119]):
         stored = await store.load(pad)
         assert _text(stored.state) == "x" * 60 and stored.marks == {"w": 60} and not stored.log_ids
+
+
+async def test_a_checkpoint_folds_what_was_written_before_it_and_leaves_the_rest_for_the_next(mongo):
+    """Under a steady load, what is written while a fold runs waits for the next `every` updates:
+    folding it at once would keep a busy instance folding every pad over and over."""
+
+    class HeldStore(PadStore):
+        """The real store, with each checkpoint held at its start until the test lets it go."""
+
+        def __init__(self, db: Any) -> None:
+            super().__init__(db)
+            self.folds: list[list[ObjectId]] = []
+            self.folding = asyncio.Event()
+            self.go = asyncio.Event()
+
+        async def fold_written(self, batches: Sequence[Batch]) -> int:
+            self.folds.append([batch.id for batch in batches])
+            self.folding.set()
+            await self.go.wait()
+            return await super().fold_written(batches)
+
+    store = HeldStore(mongo)
+    checkpoints = Checkpointer(store, every=2)
+    running = asyncio.create_task(checkpoints.run_forever())
+    doc, text = _typist()
+    batches = [_batch(ObjectId(), [PendingUpdate(ObjectId(), "w", seq, _type(doc, text, "x"))]) for seq in (1, 2, 3, 4)]
+    for batch in batches:
+        await store.append(batch)
+    checkpoints.wrote(batches[0], 1)
+    checkpoints.wrote(batches[1], 1)
+    await asyncio.wait_for(store.folding.wait(), 5)
+    checkpoints.wrote(batches[2], 1)  # while the fold runs
+    store.go.set()
+
+    async def folded(count: int) -> bool:
+        return checkpoints.folded_total == count
+
+    await eventually(partial(folded, 2))
+    await asyncio.sleep(0.2)
+    assert store.folds == [[batches[0].id, batches[1].id]]  # one update is not enough for another
+    checkpoints.wrote(batches[3], 1)
+    await eventually(partial(folded, 4))
+    assert store.folds[1] == [batches[2].id, batches[3].id]
+    assert await mongo.pad_updates.count_documents({}) == 0
+    checkpoints.stop()
+    await asyncio.wait_for(running, 5)
