@@ -3,10 +3,14 @@
 Two web processes (A, B) share SecantusDB and a private Redis. For each size N (the first is the
 reference run), N sessions get a pad with two editors, one connected to A and one to B; every editor
 types one character at a random place `--rate` times a second for `--seconds`. Each editor is a pycrdt
-document on a raw WebSocket speaking y-websocket; the editors run in two client processes on the same
-two cores as the servers (their CPU is printed too), so they spend as little as they can while the
-clock runs: keystrokes are typed into the document beforehand (the frames a browser would send), and
-what an editor receives is timed on arrival and merged at the end (see `Editor`).
+document speaking y-websocket. The editors run in two client processes on the same two cores as the
+servers (their CPU is printed too), so they spend as little as they can while the clock runs:
+keystrokes are typed into the document beforehand (the frames a browser would send), and what an
+editor receives is timed on arrival and merged at the end (see `Editor`). The client processes are
+bench/padclient.c (raw sockets on one epoll loop: they send the prepared frames on time and record
+what arrives, decoded here afterwards), compiled here when there is a C compiler; else, or with
+`--python-editors`, Python processes on aiohttp (at 500 pads they took 11-12 s of CPU in 20 s, the C
+ones 2.5-3).
 
 Printed per N: keystroke-to-peer latency p50/p99/max (from the editor sending its update to its peer on
 the other instance having received it: stored in MongoDB, relayed through Redis, forwarded), the web
@@ -25,6 +29,7 @@ import heapq
 import json
 import random
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -43,7 +48,7 @@ from pycrdt import Decoder, Doc, Text, create_update_message
 from pymongo import AsyncMongoClient
 
 from bench.stack import Stack, checkout
-from bench.ws_fanout import proc_stat, raise_fd_limit
+from bench.ws_fanout import c_compiler, proc_stat, raise_fd_limit
 from hireflow.pad.store import PadStore
 
 CLIENT_PROCESSES = 2
@@ -64,8 +69,9 @@ class Editor:
     `sent_at[k]` is when its clock `k + 1` was sent: a keystroke's latency runs from then to the first
     frame that brings it to the peer."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, ws: aiohttp.ClientWebSocketResponse | None = None) -> None:
         self.ws = ws
+        """Its socket, for the Python editors (`client_main`); bench/padclient.c keeps its own."""
         self.doc: Doc[Any] = Doc()
         self.rng = rng
         self.frames: list[bytes] = []
@@ -87,27 +93,31 @@ class Editor:
     async def type_one(self) -> None:
         if len(self.sent_at) == len(self.frames):
             return
+        assert self.ws is not None
         self.sent_at.append(time.time())
         await self.ws.send_bytes(self.frames[len(self.sent_at) - 1])
 
     async def read(self, latencies: list[float]) -> None:
-        peer = self.peer
-        assert peer is not None
+        assert self.ws is not None
         async for msg in self.ws:
             if msg.type != aiohttp.WSMsgType.BINARY:
                 break
-            data = msg.data
-            if data[:2] != b"\x00\x02":  # only sync updates carry the peer's keystrokes
-                continue
-            payload = Decoder(data[2:]).read_message()
-            assert payload is not None
-            self.received.append(payload)
-            self.doc.apply_update(payload)  # (an update's own state vector counts only from clock 0)
-            seen = state_vector(self.doc.get_state()).get(peer.doc.client_id, 0)
-            if seen > self.seen:
-                now = time.time()
-                latencies += [now - at for at in peer.sent_at[self.seen : seen]]
-                self.seen = seen
+            self.receive(msg.data, time.time(), latencies)
+
+    def receive(self, data: bytes, at: float, latencies: list[float]) -> None:
+        """A frame that arrived at `at`: the latency of every peer keystroke it is the first to bring."""
+        peer = self.peer
+        assert peer is not None
+        if data[:2] != b"\x00\x02":  # only sync updates carry the peer's keystrokes
+            return
+        payload = Decoder(data[2:]).read_message()
+        assert payload is not None
+        self.received.append(payload)
+        self.doc.apply_update(payload)  # (an update's own state vector counts only from clock 0)
+        seen = state_vector(self.doc.get_state()).get(peer.doc.client_id, 0)
+        if seen > self.seen:
+            latencies += [at - sent for sent in peer.sent_at[self.seen : seen]]
+            self.seen = seen
 
     def unseen_by_peer(self) -> int:
         assert self.peer is not None
@@ -133,7 +143,7 @@ async def client_main(spec: dict[str, Any]) -> None:
             ws = await http.ws_connect(
                 f"http://127.0.0.1:{port}/api/sessions/{pad}/pad", params={"token": token}, origin=ORIGIN
             )
-            pair.append(Editor(ws, random.Random(rng.random())))
+            pair.append(Editor(random.Random(rng.random()), ws))
         pair[0].peer, pair[1].peer = pair[1], pair[0]
         for editor in pair:
             editor.prepare(int(spec["rate"] * spec["seconds"]) + 1)
@@ -171,6 +181,85 @@ async def client_main(spec: dict[str, Any]) -> None:
     await http.close()
     result = json.dumps({"latencies": latencies, "texts": texts, "unseen": lost})
     await asyncio.to_thread(Path(spec["out"]).write_text, result)
+
+
+class PythonEditors:
+    """A client process of Python editors (`client_main`): for machines without a C compiler."""
+
+    def __init__(self, spec: dict[str, Any], spec_path: Path) -> None:
+        spec_path.write_text(json.dumps(spec))
+        self.out = Path(spec["out"])
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--client", str(spec_path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def results(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.out.read_text())
+        return data
+
+
+class CEditors:
+    """A bench/padclient.c process for both editors of some pads. Their keystrokes are prepared here
+    (`Editor.prepare`, as the Python editors do) and handed over as frames; once it exited, what each
+    editor received is replayed here through `Editor.receive`, with the arrival times it recorded."""
+
+    def __init__(self, binary: Path, spec: dict[str, Any], spec_path: Path) -> None:
+        rng = random.Random(spec["seed"])
+        keystrokes = int(spec["rate"] * spec["seconds"]) + 1
+        self.pairs: list[tuple[str, Editor, Editor]] = []
+        self.editors: list[Editor] = []
+        parts = [
+            f"{2 * len(spec['pads'])} {spec['rate']} {spec['seconds']} {spec['settle_s']} {spec['seed']}\n".encode()
+        ]
+        for pad, token_a, token_b in spec["pads"]:
+            a, b = Editor(random.Random(rng.random())), Editor(random.Random(rng.random()))
+            a.peer, b.peer = b, a
+            for editor, port, token in ((a, spec["port_a"], token_a), (b, spec["port_b"], token_b)):
+                editor.prepare(keystrokes)
+                parts.append(f"{port} /api/sessions/{pad}/pad?token={token}\n{len(editor.frames)}\n".encode())
+                parts += [f"{len(frame)}\n".encode() + frame for frame in editor.frames]
+                self.editors.append(editor)
+            self.pairs.append((pad, a, b))
+        spec_path.write_bytes(b"".join(parts))
+        self.out = Path(spec["out"])
+        self.proc = subprocess.Popen(
+            [str(binary), str(spec_path), str(self.out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+
+    def results(self) -> dict[str, Any]:
+        sent = Path(f"{self.out}.sent").read_bytes()
+        at = 0
+        for editor in self.editors:
+            (count,) = struct.unpack_from("=I", sent, at)
+            editor.sent_at = list(struct.unpack_from(f"={count}d", sent, at + 4))
+            at += 4 + 8 * count
+        latencies: list[float] = []
+        received = self.out.read_bytes()
+        at = 0
+        while at < len(received):
+            index, length, arrived = struct.unpack_from("=IId", received, at)
+            at += 16
+            self.editors[index].receive(received[at : at + length], arrived, latencies)
+            at += length
+        return {
+            "latencies": latencies,
+            "texts": {pad: [a.final_text(), b.final_text()] for pad, a, b in self.pairs},
+            "unseen": sum(editor.unseen_by_peer() for editor in self.editors),
+        }
+
+
+def padclient(tmp: str) -> Path | None:
+    """bench/padclient.c compiled, if there is a C compiler; else None (the Python editors run)."""
+    cc = c_compiler()
+    if cc is None:
+        return None
+    binary = Path(tmp) / "padclient"
+    if not binary.exists():
+        subprocess.run([cc, "-O2", "-o", str(binary), str(ROOT / "bench" / "padclient.c")], check=True)
+    return binary
 
 
 async def make_sessions(stack: Stack, port: int, n: int) -> list[tuple[str, str, str]]:
@@ -242,7 +331,8 @@ async def run(n: int, args: argparse.Namespace, tmp: str, server_root: Path = RO
         sessions = await make_sessions(stack, port_a, n)
         rss_before, _ = proc_stat(web_a.pid)
         chunks = [sessions[i::CLIENT_PROCESSES] for i in range(CLIENT_PROCESSES)]
-        clients = []
+        binary = None if args.python_editors else padclient(tmp)
+        clients: list[PythonEditors | CEditors] = []
         for i, chunk in enumerate(chunks):
             spec = {
                 "pads": chunk,
@@ -252,45 +342,37 @@ async def run(n: int, args: argparse.Namespace, tmp: str, server_root: Path = RO
                 "seconds": args.seconds,
                 "settle_s": args.settle,
                 "seed": i,
-                "out": str(Path(tmp) / f"client-{n}-{i}.json"),
+                "out": str(Path(tmp) / f"client-{n}-{i}.out"),
             }
-            spec_path = Path(tmp) / f"client-{n}-{i}.spec.json"
-            spec_path.write_text(json.dumps(spec))
-            clients.append(
-                subprocess.Popen(
-                    [sys.executable, __file__, "--client", str(spec_path)],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    text=True,
-                )
-            )
-        for proc in clients:
-            assert proc.stdout is not None and proc.stdout.readline().strip() == "connected"
+            spec_path = Path(tmp) / f"client-{n}-{i}.spec"
+            clients.append(PythonEditors(spec, spec_path) if binary is None else CEditors(binary, spec, spec_path))
+        for client in clients:
+            assert client.proc.stdout is not None and client.proc.stdout.readline().strip() == "connected"
         await asyncio.sleep(2.0)  # idle: every pad loaded on both instances
         rss_idle, _ = proc_stat(web_a.pid)
         mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.db_url)
         db = mongo.get_default_database()
         stored_before = await stored_updates(db)
-        watched = [web_a.pid, web_b.pid, db_pid, *(proc.pid for proc in clients)]
+        watched = [web_a.pid, web_b.pid, db_pid, *(client.proc.pid for client in clients)]
         cpu_before = [proc_stat(pid)[1] for pid in watched]
         started = time.monotonic()
         print(f"typing: {n} pads, {args.seconds:g} s", file=sys.stderr, flush=True)  # for a profiler to wait on
-        for proc in clients:
-            assert proc.stdin is not None
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
+        for client in clients:
+            assert client.proc.stdin is not None
+            client.proc.stdin.write("go\n")
+            client.proc.stdin.flush()
         await asyncio.sleep(args.seconds)
         elapsed = time.monotonic() - started
         stored_after = await stored_updates(db)
         cpu_after = [proc_stat(pid)[1] for pid in watched]
         client_cpu = sum(cpu_after[3:]) - sum(cpu_before[3:])
-        for proc in clients:
-            await asyncio.to_thread(proc.wait, args.seconds + args.settle + 120)
+        for client in clients:
+            await asyncio.to_thread(client.proc.wait, args.seconds + args.settle + 120)
         latencies: list[float] = []
         texts: dict[str, list[str]] = {}
         unseen = 0
-        for i in range(CLIENT_PROCESSES):
-            data = json.loads((Path(tmp) / f"client-{n}-{i}.json").read_text())
+        for client in clients:
+            data = client.results()
             latencies += data["latencies"]
             texts.update(data["texts"])
             unseen += data["unseen"]
@@ -353,6 +435,7 @@ def main() -> None:
     parser.add_argument("--no-checkpoints", action="store_true", help="fold nothing during the run")
     parser.add_argument("--baseline", default="", help="also run this git commit's server (e.g. HEAD~5), first")
     parser.add_argument("--no-reference", action="store_true", help="skip SecantusDB's insert rates alone")
+    parser.add_argument("--python-editors", action="store_true", help="editors in Python, not bench/padclient.c")
     parser.add_argument("--client", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
