@@ -9,9 +9,8 @@ so a pad's load reads at most about twice `every` updates per instance.
 - What is written while a checkpoint runs waits for the next `every` updates. Folding it at once kept a
   busy instance folding without a pause, each time rewriting every pad's snapshot for a handful of
   batches (at 500 pads: a checkpoint every 0.5-1 s per instance instead of one every 8 s).
-- "About": each checkpoint waits for a random 80-100 % of `every`, so that instances under the same
-  load, which reach it together, drift apart instead of writing the same snapshots at the same moment
-  (the loser merges and writes again).
+- "About": each checkpoint waits for a random 50-100 % of `every`, so that instances under the same
+  load, which reach it together, drift apart instead of checkpointing at the same moment.
 
 Every `ORPHAN_AFTER_S / 2` it also folds batches older than `ORPHAN_AFTER_S` that nobody folded, read
 back from the log: those of an instance that died, and the last few of a quiet one (which it then stops
@@ -37,7 +36,7 @@ log = logging.getLogger(__name__)
 RETRY_S = 1.0
 FOLD_CHUNK = 500
 """Orphan batches given to one `PadStore.fold` at most (which reads and writes them in smaller operations)."""
-JITTER = 0.2
+JITTER = 0.5
 
 
 class Checkpointer:

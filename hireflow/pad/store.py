@@ -23,15 +23,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from bson import Binary, ObjectId
 from pycrdt import Doc, merge_updates
-from pymongo import ASCENDING, IndexModel, UpdateOne
+from pymongo import ASCENDING, IndexModel, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
@@ -45,10 +46,13 @@ _LOAD_RETRIES = 5
 _FOLD_RETRIES = 20
 DUPLICATE_KEY = 11000
 _READ_BATCH = 20
-_WRITE_CHUNK = 50
+_WRITE_CHUNK = 10
 """A fold works in small operations (batches read 20 at a time, snapshots written and batches deleted
-50 at a time): on a server that runs one operation at a time, as SecantusDB mostly does, one long
+10 at a time): on a server that runs one operation at a time, as SecantusDB mostly does, one long
 operation delays every pad's next write by as long."""
+FOLD_DUTY = 0.5
+"""After each of its operations a fold pauses, so that it takes at most this share of its own time: a
+checkpoint is background work, and at full speed it doubled the writers' round trips while it ran."""
 ORPHAN_AFTER_S = 60.0
 """Batches this old are folded by whichever instance looks (their writer may be dead)."""
 
@@ -160,20 +164,31 @@ class PadStore:
         reading them back (on SecantusDB, reading 300 batches took 1-4 s, during which every other
         operation waited). A batch another instance folded meanwhile is merged again: a no-op."""
         entries: dict[ObjectId, list[Document]] = defaultdict(list)
-        for batch in batches:
+        for count, batch in enumerate(batches, 1):
             for u in batch.entries:
                 entries[u.pad].append({"s": u.src, "f": u.first or u.seq, "q": u.seq, "u": u.update, "at": batch.at})
+            if count % _READ_BATCH == 0:
+                await asyncio.sleep(0)  # a few ms for 20 batches: let the sockets be served in between
         await self._fold(entries, [batch.id for batch in batches])
         return len(batches)
 
     async def _fold(self, entries: dict[ObjectId, list[Document]], batch_ids: list[ObjectId]) -> None:
         """Merge these batches' entries into their pads' snapshots, then delete the batches."""
-        pads = list(entries)
+        loop = asyncio.get_running_loop()
+
+        async def paced(operation: Awaitable[Any]) -> None:
+            started = loop.time()
+            await operation
+            await asyncio.sleep((loop.time() - started) * (1 - FOLD_DUTY) / FOLD_DUTY)
+
+        # In random order: two instances folding at once then rarely write the same snapshots together
+        # (the one that loses reads, merges and writes them again).
+        pads = random.sample(list(entries), len(entries))
         for start in range(0, len(pads), _WRITE_CHUNK):
-            await self._fold_into_snapshots({pad: entries[pad] for pad in pads[start : start + _WRITE_CHUNK]})
+            await paced(self._fold_into_snapshots({pad: entries[pad] for pad in pads[start : start + _WRITE_CHUNK]}))
         # By id, never by range: a batch that lands in the range after it was read is not folded yet.
         for start in range(0, len(batch_ids), _WRITE_CHUNK):
-            await self._log.delete_many({"_id": {"$in": batch_ids[start : start + _WRITE_CHUNK]}})
+            await paced(self._log.delete_many({"_id": {"$in": batch_ids[start : start + _WRITE_CHUNK]}}))
 
     async def _fold_into_snapshots(self, entries: dict[ObjectId, list[Document]]) -> None:
         """Merge entries into their pads' snapshots: one read and one bulk write for them all, each
@@ -204,7 +219,7 @@ class PadStore:
         return [doc["_id"] async for doc in docs]
 
 
-def _snapshot_write(pad: ObjectId, snap: Document | None, items: list[Document]) -> UpdateOne:
+def _snapshot_write(pad: ObjectId, snap: Document | None, items: list[Document]) -> ReplaceOne[Document]:
     """The snapshot of `pad` with `items` merged in, as an upsert over the version it was merged with.
 
     Merged as updates, not through a document: these batches need not hold everything their updates
@@ -219,8 +234,9 @@ def _snapshot_write(pad: ObjectId, snap: Document | None, items: list[Document])
         "version": version + 1,
         "updatedAt": updated_at or utcnow(),
     }
-    # A snapshot at another version does not match; the upsert then collides with it on `_id`.
-    return UpdateOne({"_id": pad, "version": version}, {"$set": doc}, upsert=True)
+    # A snapshot at another version does not match; the upsert then collides with it on `_id`. A whole
+    # replacement, not a `$set`: on SecantusDB it costs 40 % less (0.29 ms a pad instead of 0.47).
+    return ReplaceOne({"_id": pad, "version": version}, doc, upsert=True)
 
 
 def _marks(snap: Document | None, log: list[Document]) -> tuple[dict[str, int], datetime | None]:

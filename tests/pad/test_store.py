@@ -13,6 +13,7 @@ import pytest
 from bson import ObjectId
 from pycrdt import Doc, Text, merge_updates
 
+from hireflow.pad import checkpoint
 from hireflow.pad.checkpoint import Checkpointer
 from hireflow.pad.store import Batch, PadStore, PendingUpdate
 from hireflow.timeutil import utcnow
@@ -138,7 +139,7 @@ async def test_a_fold_over_more_pads_than_one_bulk_write_folds_them_all(mongo, f
         assert _text(stored.state) == "x" * 60 and stored.marks == {"w": 60} and not stored.log_ids
 
 
-async def test_a_checkpoint_folds_what_was_written_before_it_and_leaves_the_rest_for_the_next(mongo):
+async def test_a_checkpoint_folds_what_was_written_before_it_and_leaves_the_rest_for_the_next(mongo, monkeypatch):
     """Under a steady load, what is written while a fold runs waits for the next `every` updates:
     folding it at once would keep a busy instance folding every pad over and over."""
 
@@ -157,6 +158,7 @@ async def test_a_checkpoint_folds_what_was_written_before_it_and_leaves_the_rest
             await self.go.wait()
             return await super().fold_written(batches)
 
+    monkeypatch.setattr(checkpoint, "JITTER", 0.0)  # every checkpoint after exactly `every` updates
     store = HeldStore(mongo)
     checkpoints = Checkpointer(store, every=2)
     running = asyncio.create_task(checkpoints.run_forever())
