@@ -15,10 +15,11 @@ ones 2.5-3).
 Printed per N: keystroke-to-peer latency p50/p99/max (from the editor sending its update to its peer on
 the other instance having received it: stored in MongoDB, relayed through Redis, forwarded), the web
 processes', the database's and the editors' CPU seconds during typing, server RSS per open idle pad (A's RSS with N
-pads open and idle, minus before, over N), stored updates/s (over the typing phase, from the stored
-sequence numbers: each pad life numbers its updates 1, 2, …; checkpoints run as configured, unless
-`--no-checkpoints`),
-and whether anything was lost: every pad's two replicas and its stored state must be equal.
+pads open and idle, minus before, over N), stored updates/s (the updates stored for the typing phase,
+from the stored sequence numbers: each pad life numbers its updates 1, 2, …; read once the editors are
+done, as reading the whole log while they type stalled SecantusDB for a few hundred ms, and divided by
+the phase's length; checkpoints run as configured, unless `--no-checkpoints`), and whether anything was
+lost: every pad's two replicas and its stored state must be equal.
 """
 
 from __future__ import annotations
@@ -363,11 +364,11 @@ async def run(n: int, args: argparse.Namespace, tmp: str, server_root: Path = RO
             client.proc.stdin.flush()
         await asyncio.sleep(args.seconds)
         elapsed = time.monotonic() - started
-        stored_after = await stored_updates(db)
         cpu_after = [proc_stat(pid)[1] for pid in watched]
         client_cpu = sum(cpu_after[3:]) - sum(cpu_before[3:])
         for client in clients:
             await asyncio.to_thread(client.proc.wait, args.seconds + args.settle + 120)
+        stored_after = await stored_updates(db)
         latencies: list[float] = []
         texts: dict[str, list[str]] = {}
         unseen = 0
