@@ -188,7 +188,8 @@ class Settings(BaseSettings):
     """A pad with no socket for this long is dropped from memory (reloaded from MongoDB on next open)."""
     pad_compact_updates: int = Field(default=20_000, ge=2)
     """Stored updates after which an instance folds the batches holding them into the snapshots of
-    their pads; a pad's load reads at most about this many updates' batches per instance."""
+    their pads (each time after a random 50-100 % of it, so instances drift apart); a pad's load reads
+    at most about twice this many updates' batches per instance (see pad/checkpoint.py)."""
     pad_awareness_timeout_s: float = Field(default=30.0, gt=0)
     """Presence (awareness) not renewed for this long is dropped, e.g. a dead instance's clients."""
     pad_presence_timeout_s: float = Field(default=30.0, gt=0)

@@ -12,11 +12,12 @@ little from it (under load every batch holds every busy pad).
 Yjs updates are idempotent and commute, so a pad is the merge of its snapshot and every entry for it
 still in the log, in any order. Loading a pad reads its snapshot and its own entries (projected) of the
 batches still in the log: a bounded number, because checkpoints keep the log short. A checkpoint
-(`fold`) merges whole batch documents into the snapshots of every pad they hold (written in bulk writes
-of 50 pads, each only over the version it was merged with, so a pad another checkpoint won is merged
-again), and only then deletes them: a crash in between only leaves updates applied twice. Each
-instance folds the batches it wrote once they hold `pad_compact_updates` updates, and any instance
-folds batches older than `ORPHAN_AFTER_S` (those of a dead instance, or of a quiet one).
+merges whole batches into the snapshots of every pad they hold (written in bulk writes of 10 pads, each
+only over the version it was merged with, so a pad another checkpoint won is merged again), and only
+then deletes them: a crash in between only leaves updates applied twice. Each instance folds the
+batches it wrote, from its own copy, once they hold about `pad_compact_updates` updates
+(`fold_written`, see checkpoint.py), and any instance folds batches older than `ORPHAN_AFTER_S`, read
+back from the log (`fold`: those of a dead instance, or of a quiet one).
 """
 
 from __future__ import annotations
