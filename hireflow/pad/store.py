@@ -116,7 +116,7 @@ class PadStore:
         stored by an earlier attempt is a duplicate `_id`, and counts."""
         entries: dict[str, list[Document]] = defaultdict(list)
         for u in batch.entries:
-            entries[str(u.pad)].append({"s": u.src, "f": u.first or u.seq, "q": u.seq, "u": Binary(u.update)})
+            entries[str(u.pad)].append(_entry(u))
         doc = {"_id": batch.id, "u": entries, "at": batch.at}
         try:
             await self._log.insert_one(doc)
@@ -167,7 +167,7 @@ class PadStore:
         entries: dict[ObjectId, list[Document]] = defaultdict(list)
         for count, batch in enumerate(batches, 1):
             for u in batch.entries:
-                entries[u.pad].append({"s": u.src, "f": u.first or u.seq, "q": u.seq, "u": u.update, "at": batch.at})
+                entries[u.pad].append({**_entry(u), "at": batch.at})  # as `fold` reads it back
             if count % _READ_BATCH == 0:
                 await asyncio.sleep(0)  # a few ms for 20 batches: let the sockets be served in between
         await self._fold(entries, [batch.id for batch in batches])
@@ -218,6 +218,11 @@ class PadStore:
         cutoff = utcnow() - timedelta(seconds=ORPHAN_AFTER_S)
         docs = self._log.find({"at": {"$lt": cutoff}}, {"_id": 1}).sort("at", ASCENDING).limit(limit)
         return [doc["_id"] async for doc in docs]
+
+
+def _entry(u: PendingUpdate) -> Document:
+    """A pad's entry in a stored batch: the writer life, the sequence numbers it covers, the update."""
+    return {"s": u.src, "f": u.first or u.seq, "q": u.seq, "u": Binary(u.update)}
 
 
 def _snapshot_write(pad: ObjectId, snap: Document | None, items: list[Document]) -> ReplaceOne[Document]:
