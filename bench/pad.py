@@ -132,23 +132,40 @@ class Editor:
         return str(doc.get("code", type=Text))
 
 
+def editor_pairs(spec: dict[str, Any], rng: random.Random) -> list[tuple[str, Editor, Editor]]:
+    """Both editors of each of the spec's pads (A's first), peered, their keystrokes prepared: the same
+    for either kind of client process."""
+    keystrokes = int(spec["rate"] * spec["seconds"]) + 1
+    pairs = []
+    for pad, _token_a, _token_b in spec["pads"]:
+        a, b = Editor(random.Random(rng.random())), Editor(random.Random(rng.random()))
+        a.peer, b.peer = b, a
+        a.prepare(keystrokes)
+        b.prepare(keystrokes)
+        pairs.append((pad, a, b))
+    return pairs
+
+
+def outcome(pairs: list[tuple[str, Editor, Editor]], latencies: list[float]) -> dict[str, Any]:
+    """What a client process reports: latencies, each pad's two final texts, keystrokes never seen."""
+    return {
+        "latencies": latencies,
+        "texts": {pad: [a.final_text(), b.final_text()] for pad, a, b in pairs},
+        "unseen": sum(a.unseen_by_peer() + b.unseen_by_peer() for _pad, a, b in pairs),
+    }
+
+
 async def client_main(spec: dict[str, Any]) -> None:
     """A client process: both editors of its pads; writes latencies and final texts to `spec["out"]`."""
     rng = random.Random(spec["seed"])
     connector = aiohttp.TCPConnector(limit=0)
     http = aiohttp.ClientSession(connector=connector)
-    editors: list[tuple[str, Editor, Editor]] = []
-    for pad, token_a, token_b in spec["pads"]:
-        pair = []
-        for port, token in ((spec["port_a"], token_a), (spec["port_b"], token_b)):
-            ws = await http.ws_connect(
+    editors = editor_pairs(spec, rng)
+    for (pad, token_a, token_b), (_pad, a, b) in zip(spec["pads"], editors, strict=True):
+        for editor, port, token in ((a, spec["port_a"], token_a), (b, spec["port_b"], token_b)):
+            editor.ws = await http.ws_connect(
                 f"http://127.0.0.1:{port}/api/sessions/{pad}/pad", params={"token": token}, origin=ORIGIN
             )
-            pair.append(Editor(random.Random(rng.random()), ws))
-        pair[0].peer, pair[1].peer = pair[1], pair[0]
-        for editor in pair:
-            editor.prepare(int(spec["rate"] * spec["seconds"]) + 1)
-        editors.append((pad, pair[0], pair[1]))
     latencies: list[float] = []
     readers = [asyncio.create_task(e.read(latencies)) for _, a, b in editors for e in (a, b)]
     print("connected", flush=True)
@@ -175,12 +192,10 @@ async def client_main(spec: dict[str, Any]) -> None:
     while time.monotonic() < deadline and any(e.unseen_by_peer() for _, a, b in editors for e in (a, b)):
         await asyncio.sleep(0.2)
     await asyncio.sleep(1.0)
-    texts = {pad: [a.final_text(), b.final_text()] for pad, a, b in editors}
-    lost = sum(e.unseen_by_peer() for _, a, b in editors for e in (a, b))
+    result = json.dumps(outcome(editors, latencies))
     for task in readers:
         task.cancel()
     await http.close()
-    result = json.dumps({"latencies": latencies, "texts": texts, "unseen": lost})
     await asyncio.to_thread(Path(spec["out"]).write_text, result)
 
 
@@ -208,22 +223,13 @@ class CEditors:
     editor received is replayed here through `Editor.receive`, with the arrival times it recorded."""
 
     def __init__(self, binary: Path, spec: dict[str, Any], spec_path: Path) -> None:
-        rng = random.Random(spec["seed"])
-        keystrokes = int(spec["rate"] * spec["seconds"]) + 1
-        self.pairs: list[tuple[str, Editor, Editor]] = []
-        self.editors: list[Editor] = []
-        parts = [
-            f"{2 * len(spec['pads'])} {spec['rate']} {spec['seconds']} {spec['settle_s']} {spec['seed']}\n".encode()
-        ]
-        for pad, token_a, token_b in spec["pads"]:
-            a, b = Editor(random.Random(rng.random())), Editor(random.Random(rng.random()))
-            a.peer, b.peer = b, a
+        self.pairs = editor_pairs(spec, random.Random(spec["seed"]))
+        self.editors = [editor for _pad, a, b in self.pairs for editor in (a, b)]
+        parts = [f"{len(self.editors)} {spec['rate']} {spec['seconds']} {spec['settle_s']} {spec['seed']}\n".encode()]
+        for (pad, token_a, token_b), (_pad, a, b) in zip(spec["pads"], self.pairs, strict=True):
             for editor, port, token in ((a, spec["port_a"], token_a), (b, spec["port_b"], token_b)):
-                editor.prepare(keystrokes)
                 parts.append(f"{port} /api/sessions/{pad}/pad?token={token}\n{len(editor.frames)}\n".encode())
                 parts += [f"{len(frame)}\n".encode() + frame for frame in editor.frames]
-                self.editors.append(editor)
-            self.pairs.append((pad, a, b))
         spec_path.write_bytes(b"".join(parts))
         self.out = Path(spec["out"])
         self.proc = subprocess.Popen(
@@ -245,11 +251,7 @@ class CEditors:
             at += 16
             self.editors[index].receive(received[at : at + length], arrived, latencies)
             at += length
-        return {
-            "latencies": latencies,
-            "texts": {pad: [a.final_text(), b.final_text()] for pad, a, b in self.pairs},
-            "unseen": sum(editor.unseen_by_peer() for editor in self.editors),
-        }
+        return outcome(self.pairs, latencies)
 
 
 def padclient(tmp: str) -> Path | None:
