@@ -98,15 +98,15 @@ class Editor:
         self.sent_at.append(time.time())
         await self.ws.send_bytes(self.frames[len(self.sent_at) - 1])
 
-    async def read(self, latencies: list[float]) -> None:
+    async def read(self, latencies: list[tuple[float, float]]) -> None:
         assert self.ws is not None
         async for msg in self.ws:
             if msg.type != aiohttp.WSMsgType.BINARY:
                 break
             self.receive(msg.data, time.time(), latencies)
 
-    def receive(self, data: bytes, at: float, latencies: list[float]) -> None:
-        """A frame that arrived at `at`: the latency of every peer keystroke it is the first to bring."""
+    def receive(self, data: bytes, at: float, latencies: list[tuple[float, float]]) -> None:
+        """A frame that arrived at `at`: (sent at, latency) of every peer keystroke it is the first to bring."""
         peer = self.peer
         assert peer is not None
         if data[:2] != b"\x00\x02":  # only sync updates carry the peer's keystrokes
@@ -117,7 +117,7 @@ class Editor:
         self.doc.apply_update(payload)  # (an update's own state vector counts only from clock 0)
         seen = state_vector(self.doc.get_state()).get(peer.doc.client_id, 0)
         if seen > self.seen:
-            latencies += [at - sent for sent in peer.sent_at[self.seen : seen]]
+            latencies += [(sent, at - sent) for sent in peer.sent_at[self.seen : seen]]
             self.seen = seen
 
     def unseen_by_peer(self) -> int:
@@ -146,7 +146,7 @@ def editor_pairs(spec: dict[str, Any], rng: random.Random) -> list[tuple[str, Ed
     return pairs
 
 
-def outcome(pairs: list[tuple[str, Editor, Editor]], latencies: list[float]) -> dict[str, Any]:
+def outcome(pairs: list[tuple[str, Editor, Editor]], latencies: list[tuple[float, float]]) -> dict[str, Any]:
     """What a client process reports: latencies, each pad's two final texts, keystrokes never seen."""
     return {
         "latencies": latencies,
@@ -166,7 +166,7 @@ async def client_main(spec: dict[str, Any]) -> None:
             editor.ws = await http.ws_connect(
                 f"http://127.0.0.1:{port}/api/sessions/{pad}/pad", params={"token": token}, origin=ORIGIN
             )
-    latencies: list[float] = []
+    latencies: list[tuple[float, float]] = []
     readers = [asyncio.create_task(e.read(latencies)) for _, a, b in editors for e in (a, b)]
     print("connected", flush=True)
     sys.stdin.readline()  # the parent measured idle RSS: go
@@ -243,7 +243,7 @@ class CEditors:
             (count,) = struct.unpack_from("=I", sent, at)
             editor.sent_at = list(struct.unpack_from(f"={count}d", sent, at + 4))
             at += 4 + 8 * count
-        latencies: list[float] = []
+        latencies: list[tuple[float, float]] = []
         received = self.out.read_bytes()
         at = 0
         while at < len(received):
@@ -358,7 +358,7 @@ async def run(n: int, args: argparse.Namespace, tmp: str, server_root: Path = RO
         stored_before = await stored_updates(db)
         watched = [web_a.pid, web_b.pid, db_pid, *(client.proc.pid for client in clients)]
         cpu_before = [proc_stat(pid)[1] for pid in watched]
-        started = time.monotonic()
+        started, started_at = time.monotonic(), time.time()
         print(f"typing: {n} pads, {args.seconds:g} s", file=sys.stderr, flush=True)  # for a profiler to wait on
         for client in clients:
             assert client.proc.stdin is not None
@@ -371,7 +371,7 @@ async def run(n: int, args: argparse.Namespace, tmp: str, server_root: Path = RO
         for client in clients:
             await asyncio.to_thread(client.proc.wait, args.seconds + args.settle + 120)
         stored_after = await stored_updates(db)
-        latencies: list[float] = []
+        latencies: list[tuple[float, float]] = []
         texts: dict[str, list[str]] = {}
         unseen = 0
         for client in clients:
@@ -390,7 +390,9 @@ async def run(n: int, args: argparse.Namespace, tmp: str, server_root: Path = RO
         if args.logs:
             copy_logs(tmp, n, args.logs)
         await mongo.close()
-    ms = [v * 1000 for v in latencies]
+    ms = [latency * 1000 for _sent, latency in latencies]
+    if args.timeline:
+        timeline(latencies, started_at, args.seconds)
     return {
         "pads": n,
         "edits": len(latencies) + unseen,
@@ -405,6 +407,23 @@ async def run(n: int, args: argparse.Namespace, tmp: str, server_root: Path = RO
         "unseen": unseen,
         "mismatched": mismatched,
     }
+
+
+def timeline(latencies: list[tuple[float, float]], started_at: float, seconds: float) -> None:
+    """Keystroke latency by when it was sent, per half second of typing (on stderr): when the tail
+    happens, to set beside the web processes' logs (checkpoints) or a profile."""
+    buckets: dict[int, list[float]] = {}
+    for sent, latency in latencies:
+        buckets.setdefault(int((sent - started_at) / 0.5), []).append(latency * 1000)
+    print("  t s | keystrokes | p50 ms | p99 ms | max ms", file=sys.stderr)
+    for index in range(int(seconds / 0.5) + 1):
+        ms = buckets.get(index, [])
+        if ms:
+            print(
+                f"{index * 0.5:5.1f} | {len(ms):10d} | {percentile(ms, 0.5):6.1f} | {percentile(ms, 0.99):6.1f} "
+                f"| {max(ms):6.1f}",
+                file=sys.stderr,
+            )
 
 
 async def reference(tmp: str, batch: int, *, one_document: bool, seconds: float = 5.0) -> tuple[float, float]:
@@ -438,6 +457,7 @@ def main() -> None:
     parser.add_argument("--no-checkpoints", action="store_true", help="fold nothing during the run")
     parser.add_argument("--baseline", default="", help="also run this git commit's server (e.g. HEAD~5), first")
     parser.add_argument("--no-reference", action="store_true", help="skip SecantusDB's insert rates alone")
+    parser.add_argument("--timeline", action="store_true", help="latency per half second of typing, on stderr")
     parser.add_argument("--python-editors", action="store_true", help="editors in Python, not bench/padclient.c")
     parser.add_argument("--client", help=argparse.SUPPRESS)
     args = parser.parse_args()
