@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -415,6 +416,7 @@ def timeline(latencies: list[tuple[float, float]], started_at: float, seconds: f
     buckets: dict[int, list[float]] = {}
     for sent, latency in latencies:
         buckets.setdefault(int((sent - started_at) / 0.5), []).append(latency * 1000)
+    print(f"typing started at {datetime.fromtimestamp(started_at, UTC).isoformat()}", file=sys.stderr)
     print("  t s | keystrokes | p50 ms | p99 ms | max ms", file=sys.stderr)
     for index in range(int(seconds / 0.5) + 1):
         ms = buckets.get(index, [])
