@@ -1,21 +1,21 @@
-"""Checkpoints: this instance's stored batches folded into the pads' snapshots, in the background.
+"""Checkpoints: this instance's stored batches compacted, and old log documents folded into the pads'
+snapshots, in the background (see store.py for the two steps).
 
 The writer reports each batch it stored (as it stored it) and how many updates it holds. Once they add
-up to about `every` updates, the batches written so far are folded from memory in one checkpoint
-(`PadStore.fold_written`: nothing is read back, and each pad's snapshot is written once) and deleted,
-so a pad's load reads at most about twice `every` updates per instance.
-- Counted in updates, not batches: under light load a batch holds one or two updates, and folding every
-  few hundred of those rewrote every open pad's snapshot every second or so for little.
-- What is written while a checkpoint runs waits for the next `every` updates. Folding it at once kept a
-  busy instance folding without a pause, each time rewriting every pad's snapshot for a handful of
-  batches (at 500 pads: a checkpoint every 0.5-1 s per instance instead of one every 8 s).
+up to about `every` updates, the batches written so far are compacted from memory in one checkpoint
+(`PadStore.compact_written`: nothing is read back, every pad life's entries become one, in a handful of
+documents) and deleted, so the log holds at most about twice `every` updates per instance in batches.
+- Counted in updates, not batches: under light load a batch holds one or two updates, and compacting
+  every few hundred of those would run a checkpoint every second or so for little.
+- What is written while a checkpoint runs waits for the next `every` updates. Taking it at once kept a
+  busy instance checkpointing without a pause, each time for a handful of batches.
 - "About": each checkpoint waits for a random 50-100 % of `every`, so that instances under the same
   load, which reach it together, drift apart instead of checkpointing at the same moment.
 
-Every `ORPHAN_AFTER_S / 2` it also folds batches older than `ORPHAN_AFTER_S` that nobody folded, read
-back from the log: those of an instance that died, and the last few of a quiet one (which it then stops
-keeping in memory). Never on the write path: a slow checkpoint delays no keystroke, it only lets the log
-grow meanwhile.
+Every `ORPHAN_AFTER_S / 2` it also folds log documents older than `ORPHAN_AFTER_S` into the snapshots,
+read back from the log: the compacted documents of every instance, and batches nobody compacted (those
+of an instance that died, and the last few of a quiet one, which it then stops keeping in memory).
+Never on the write path: a slow checkpoint delays no keystroke, it only lets the log grow meanwhile.
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ from hireflow.timeutil import utcnow
 log = logging.getLogger(__name__)
 
 RETRY_S = 1.0
-FOLD_CHUNK = 500
-"""Orphan batches given to one `PadStore.fold` at most (which reads and writes them in smaller operations)."""
+FOLD_CHUNK = 200
+"""Old log documents given to one `PadStore.fold` at most (which reads and writes them in smaller
+operations): a few MB when they are compacted ones."""
 JITTER = 0.5
 
 
@@ -49,7 +50,10 @@ class Checkpointer:
         self._written_updates = 0
         self._wake = asyncio.Event()
         self._stopped = False
+        self.compacted_total = 0
+        """Batches compacted from memory."""
         self.folded_total = 0
+        """Log documents folded into snapshots."""
 
     def stop(self) -> None:
         """End `run_forever` after what it is doing (a cancellation inside a MongoDB call may come
@@ -66,16 +70,16 @@ class Checkpointer:
     def _next_due(self) -> int:
         return max(1, round(self._every * random.uniform(1 - JITTER, 1)))
 
-    async def _fold_written(self) -> None:
-        """Fold the batches written so far (not those written meanwhile); a failure resumes here."""
+    async def _compact_written(self) -> None:
+        """Compact the batches written so far (not those written meanwhile); a failure resumes here."""
         chosen = list(self._written)
-        self.folded_total += await self._store.fold_written([batch for batch, _updates in chosen])
+        self.compacted_total += await self._store.compact_written([batch for batch, _updates in chosen])
         del self._written[: len(chosen)]
         self._written_updates -= sum(updates for _batch, updates in chosen)
         self._due = self._next_due()
 
     def _forget_orphans(self) -> None:
-        """Stop keeping batches the orphan sweep folds (from the log) from now on."""
+        """Stop keeping batches the sweep folds (from the log) from now on."""
         cutoff = utcnow() - timedelta(seconds=ORPHAN_AFTER_S)
         old = 0
         while old < len(self._written) and self._written[old][0].at < cutoff:
@@ -95,7 +99,7 @@ class Checkpointer:
                 return
             try:
                 if self._written_updates >= self._due:
-                    await self._fold_written()
+                    await self._compact_written()
                 if loop.time() >= next_orphans:
                     next_orphans = loop.time() + ORPHAN_AFTER_S / 2
                     self._forget_orphans()

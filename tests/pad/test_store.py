@@ -1,6 +1,7 @@
 """The pad store on the real MongoDB-wire server: one document per batch for every pad in it, loads
-that read only their own pad's entries, and checkpoints that fold shared batches into every pad's
-snapshot (also when two instances fold the same batches at once) without losing an update."""
+that read only their own pad's entries, checkpoints that compact an instance's batches into a few log
+documents, and folds that merge old log documents into every pad's snapshot (also when two instances
+fold the same documents at once), none of them losing an update."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def _text(state: bytes) -> str:
     return str(doc.get("code", type=Text))
 
 
-async def test_batches_of_many_pads_are_one_document_and_fold_into_each_pads_snapshot(mongo):
+async def test_batches_of_many_pads_are_one_document_compacted_then_folded_into_each_pads_snapshot(mongo):
     store = PadStore(mongo)
     await store.ensure_indexes()
     pads = [ObjectId() for _ in range(3)]
@@ -59,24 +60,32 @@ async def test_batches_of_many_pads_are_one_document_and_fold_into_each_pads_sna
         batches.append(_batch(ObjectId(), entries))
         await store.append(batches[-1])
         await store.append(batches[-1])  # a retry after an unknown outcome: nothing twice
-    batch_ids = [batch.id for batch in batches]
     assert await mongo.pad_updates.count_documents({}) == 4
     expected = [str(text) for _doc, text in typists]
+    updated_at = [(await store.load(pad)).updated_at for pad in pads]
 
-    # Two instances fold the same three batches at once: their writer (from memory) and an orphan
-    # sweep elsewhere (read back from the log).
-    folded = await asyncio.gather(store.fold_written(batches[:3]), store.fold(batch_ids[:3]))
-    assert folded[0] == 3 and folded[1] in (0, 3)
-    assert await mongo.pad_updates.count_documents({}) == 1
-    assert await mongo.pad_snapshots.count_documents({}) == 3
+    # The writer compacts its first three batches: one document in their place, no snapshot yet.
+    assert await store.compact_written(batches[:3]) == 3
+    assert await mongo.pad_updates.count_documents({}) == 2
+    assert await mongo.pad_updates.count_documents({"_id": {"$in": [batch.id for batch in batches[:3]]}}) == 0
+    assert await mongo.pad_snapshots.count_documents({}) == 0
     for i, pad in enumerate(pads):
         stored = await store.load(pad)
         assert _text(stored.state) == expected[i]
         assert stored.marks == {f"src{i}": 4}
-        assert len(stored.log_ids) == 1  # only the batch not folded yet
-    assert await store.fold(batch_ids) == 1  # the folded ones are gone: only the last is left to fold
+        assert stored.updated_at == updated_at[i]  # the time of its last update, not of the compaction
+        assert len(stored.log_ids) == 2
+
+    # Two instances' sweeps fold the whole log at once.
+    log_ids = [doc["_id"] async for doc in mongo.pad_updates.find({}, {"_id": 1})]
+    folded = await asyncio.gather(store.fold(log_ids), store.fold(log_ids))
+    assert all(0 <= count <= 2 for count in folded)  # each counts what was still there to read
     assert await mongo.pad_updates.count_documents({}) == 0
-    assert [_text((await store.load(pad)).state) for pad in pads] == expected
+    assert await mongo.pad_snapshots.count_documents({}) == 3
+    for i, pad in enumerate(pads):
+        stored = await store.load(pad)
+        assert _text(stored.state) == expected[i] and stored.marks == {f"src{i}": 4} and not stored.log_ids
+        assert stored.updated_at == updated_at[i]
 
 
 async def test_a_checkpoint_keeps_updates_whose_dependencies_are_not_folded_yet(mongo):
@@ -93,7 +102,10 @@ async def test_a_checkpoint_keeps_updates_whose_dependencies_are_not_folded_yet(
     a_batch = _batch(ObjectId(), [PendingUpdate(pad, "a", 1, a_update)])
     await store.append(b_batch)
     await store.append(a_batch)
-    assert await store.fold_written([b_batch]) == 1  # B's instance folds its batch alone
+    assert await store.compact_written([b_batch]) == 1  # B's instance compacts its batch alone
+    assert _text((await store.load(pad)).state) == "hello world"
+    compacted = [doc["_id"] async for doc in mongo.pad_updates.find({"_id": {"$ne": a_batch.id}})]
+    assert await store.fold(compacted) == 1  # into the snapshot, before A's batch
     assert _text((await store.load(pad)).state) == "hello world"
     assert await store.fold([a_batch.id]) == 1
     assert _text((await store.load(pad)).state) == "hello world"
@@ -125,10 +137,10 @@ async def test_start_up_drops_the_per_pad_index_an_earlier_version_made(mongo):
     await PadStore(mongo).ensure_indexes()  # again, as every instance does at start-up
 
 
-@pytest.mark.parametrize("from_memory", [True, False], ids=["written", "read back"])
-async def test_a_fold_over_more_pads_than_one_bulk_write_folds_them_all(mongo, from_memory):
+@pytest.mark.parametrize("compacted_first", [True, False], ids=["compacted", "batches"])
+async def test_a_fold_over_more_pads_than_one_bulk_write_folds_them_all(mongo, compacted_first):
     store = PadStore(mongo)
-    pads = [ObjectId() for _ in range(120)]  # three bulk writes of snapshots
+    pads = [ObjectId() for _ in range(120)]  # three bulk writes of snapshots, two compacted documents
     typists = [_typist() for _ in pads]
     batches = []
     for seq, batch_id in enumerate(sorted(ObjectId() for _ in range(60)), 1):  # two deletes
@@ -136,19 +148,20 @@ async def test_a_fold_over_more_pads_than_one_bulk_write_folds_them_all(mongo, f
             _batch(batch_id, [PendingUpdate(pad, "w", seq, _type(*typists[i], "x")) for i, pad in enumerate(pads)])
         )
         await store.append(batches[-1])
-    if from_memory:
-        assert await store.fold_written(batches) == 60
-    else:
-        assert await store.fold([batch.id for batch in batches]) == 60
+    if compacted_first:
+        assert await store.compact_written(batches) == 60
+        assert await mongo.pad_updates.count_documents({}) == 2
+    log_ids = [doc["_id"] async for doc in mongo.pad_updates.find({}, {"_id": 1})]
+    assert await store.fold(log_ids) == len(log_ids)
     assert await mongo.pad_updates.count_documents({}) == 0
     for pad in (pads[0], pads[55], pads[119]):
         stored = await store.load(pad)
         assert _text(stored.state) == "x" * 60 and stored.marks == {"w": 60} and not stored.log_ids
 
 
-async def test_a_checkpoint_folds_what_was_written_before_it_and_leaves_the_rest_for_the_next(mongo, monkeypatch):
-    """Under a steady load, what is written while a fold runs waits for the next `every` updates:
-    folding it at once would keep a busy instance folding every pad over and over."""
+async def test_a_checkpoint_compacts_what_was_written_before_it_and_leaves_the_rest_for_the_next(mongo, monkeypatch):
+    """Under a steady load, what is written while a checkpoint runs waits for the next `every` updates:
+    taking it at once would keep a busy instance checkpointing over and over."""
 
     class HeldStore(PadStore):
         """The real store, with each checkpoint held at its start until the test lets it go."""
@@ -159,11 +172,11 @@ async def test_a_checkpoint_folds_what_was_written_before_it_and_leaves_the_rest
             self.folding = asyncio.Event()
             self.go = asyncio.Event()
 
-        async def fold_written(self, batches: Sequence[Batch]) -> int:
+        async def compact_written(self, batches: Sequence[Batch]) -> int:
             self.folds.append([batch.id for batch in batches])
             self.folding.set()
             await self.go.wait()
-            return await super().fold_written(batches)
+            return await super().compact_written(batches)
 
     monkeypatch.setattr(checkpoint, "JITTER", 0.0)  # every checkpoint after exactly `every` updates
     store = HeldStore(mongo)
@@ -179,16 +192,17 @@ async def test_a_checkpoint_folds_what_was_written_before_it_and_leaves_the_rest
     checkpoints.wrote(batches[2], 1)  # while the fold runs
     store.go.set()
 
-    async def folded(count: int) -> bool:
-        return checkpoints.folded_total == count
+    async def compacted(count: int) -> bool:
+        return checkpoints.compacted_total == count
 
-    await eventually(partial(folded, 2))
+    await eventually(partial(compacted, 2))
     await asyncio.sleep(0.2)
     assert store.folds == [[batches[0].id, batches[1].id]]  # one update is not enough for another
     checkpoints.wrote(batches[3], 1)
-    await eventually(partial(folded, 4))
+    await eventually(partial(compacted, 4))
     assert store.folds[1] == [batches[2].id, batches[3].id]
-    assert await mongo.pad_updates.count_documents({}) == 0
+    assert await mongo.pad_updates.count_documents({"_id": {"$in": [batch.id for batch in batches]}}) == 0
+    assert await mongo.pad_updates.count_documents({}) == 2  # one compacted document each
     checkpoints.stop()
     await asyncio.wait_for(running, 5)
 
