@@ -187,9 +187,10 @@ class Settings(BaseSettings):
     pad_idle_unload_s: float = Field(default=60.0, gt=0)
     """A pad with no socket for this long is dropped from memory (reloaded from MongoDB on next open)."""
     pad_compact_updates: int = Field(default=20_000, ge=2)
-    """Stored updates after which an instance folds the batches holding them into the snapshots of
-    their pads (each time after a random 50-100 % of it, so instances drift apart); a pad's load reads
-    at most about twice this many updates' batches per instance (see pad/checkpoint.py)."""
+    """Stored updates after which an instance compacts the batches holding them into a few log
+    documents (each time after a random 50-100 % of it, so instances drift apart); a pad's load reads
+    at most about twice this many updates' batches per instance, plus the compacted documents of the
+    last 60-90 s (folded into the snapshots after that: see pad/store.py and pad/checkpoint.py)."""
     pad_awareness_timeout_s: float = Field(default=30.0, gt=0)
     """Presence (awareness) not renewed for this long is dropped, e.g. a dead instance's clients."""
     pad_presence_timeout_s: float = Field(default=30.0, gt=0)
