@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -185,7 +185,6 @@ class PadStore:
                 merged[u.pad][u.src].append({**_entry(u), "at": batch.at})
             if count % _READ_BATCH == 0:
                 await asyncio.sleep(0)  # a few ms for 20 batches: let the sockets be served in between
-        loop = asyncio.get_running_loop()
         pads = list(merged)
         for start in range(0, len(pads), COMPACTED_PADS):
             doc: dict[str, list[Document]] = {}
@@ -193,32 +192,24 @@ class PadStore:
                 doc[str(pad)] = [_merged_entry(items) for items in merged[pad].values()]
                 if count % _WRITE_CHUNK == 0:
                     await asyncio.sleep(0)  # let the sockets be served between merges
-            started = loop.time()
-            await self._log.insert_one({"_id": ObjectId(), "u": doc, "at": utcnow()})
-            await _pause(loop.time() - started)
+            await _paced(self._log.insert_one({"_id": ObjectId(), "u": doc, "at": utcnow()}))
         await self._delete([batch.id for batch in batches])
         return len(batches)
 
     async def _fold(self, entries: dict[ObjectId, list[Document]], batch_ids: list[ObjectId]) -> None:
         """Merge these batches' entries into their pads' snapshots, then delete the batches."""
-        loop = asyncio.get_running_loop()
         # In random order: two instances folding at once then rarely write the same snapshots together
         # (the one that loses reads, merges and writes them again).
         pads = random.sample(list(entries), len(entries))
         for start in range(0, len(pads), _WRITE_CHUNK):
-            started = loop.time()
-            await self._fold_into_snapshots({pad: entries[pad] for pad in pads[start : start + _WRITE_CHUNK]})
-            await _pause(loop.time() - started)
+            await _paced(self._fold_into_snapshots({pad: entries[pad] for pad in pads[start : start + _WRITE_CHUNK]}))
         await self._delete(batch_ids)
 
     async def _delete(self, batch_ids: list[ObjectId]) -> None:
         """Delete folded batches, by id, never by range: a batch that lands in the range after it was
         read is not folded yet."""
-        loop = asyncio.get_running_loop()
         for start in range(0, len(batch_ids), _WRITE_CHUNK):
-            started = loop.time()
-            await self._log.delete_many({"_id": {"$in": batch_ids[start : start + _WRITE_CHUNK]}})
-            await _pause(loop.time() - started)
+            await _paced(self._log.delete_many({"_id": {"$in": batch_ids[start : start + _WRITE_CHUNK]}}))
 
     async def _fold_into_snapshots(self, entries: dict[ObjectId, list[Document]]) -> None:
         """Merge entries into their pads' snapshots: one read and one bulk write for them all, each
@@ -249,9 +240,12 @@ class PadStore:
         return [doc["_id"] async for doc in docs]
 
 
-async def _pause(took_s: float) -> None:
-    """After one of its operations a checkpoint pauses so that it takes at most `FOLD_DUTY` of its time."""
-    await asyncio.sleep(took_s * (1 - FOLD_DUTY) / FOLD_DUTY)
+async def _paced(operation: Awaitable[Any]) -> None:
+    """One of a checkpoint's operations, then a pause, so that they take at most `FOLD_DUTY` of its time."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await operation
+    await asyncio.sleep((loop.time() - started) * (1 - FOLD_DUTY) / FOLD_DUTY)
 
 
 def _merged_entry(items: list[Document]) -> Document:
