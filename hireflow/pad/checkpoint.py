@@ -73,16 +73,15 @@ class Checkpointer:
     async def _compact_written(self) -> None:
         """Compact the batches written so far (not those written meanwhile); a failure resumes here."""
         chosen = list(self._written)
-        started = asyncio.get_running_loop().time()
-        self.compacted_total += await self._store.compact_written([batch for batch, _updates in chosen])
+        updates = sum(count for _batch, count in chosen)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        self.compacted_total += await self._store.compact_written([batch for batch, _count in chosen])
         log.info(
-            "pad checkpoint: compacted %d batches (%d updates) in %.2f s",
-            len(chosen),
-            sum(updates for _batch, updates in chosen),
-            asyncio.get_running_loop().time() - started,
+            "pad checkpoint: compacted %d batches (%d updates) in %.2f s", len(chosen), updates, loop.time() - started
         )
         del self._written[: len(chosen)]
-        self._written_updates -= sum(updates for _batch, updates in chosen)
+        self._written_updates -= updates
         self._due = self._next_due()
 
     def _forget_orphans(self) -> None:

@@ -234,7 +234,8 @@ class PadStore:
         raise RuntimeError(f"{len(todo)} pads: could not write their snapshots after {_FOLD_RETRIES} attempts")
 
     async def orphans(self, limit: int) -> list[ObjectId]:
-        """Batches older than `ORPHAN_AFTER_S`, oldest first: their writer did not fold them."""
+        """Log documents older than `ORPHAN_AFTER_S`, oldest first: compacted ones, and batches their
+        writer did not compact."""
         cutoff = utcnow() - timedelta(seconds=ORPHAN_AFTER_S)
         docs = self._log.find({"at": {"$lt": cutoff}}, {"_id": 1}).sort("at", ASCENDING).limit(limit)
         return [doc["_id"] async for doc in docs]
@@ -257,9 +258,16 @@ def _merged_entry(items: list[Document]) -> Document:
         "s": items[0]["s"],
         "f": items[0]["f"],
         "q": items[-1]["q"],
-        "u": Binary(merge_updates(*(bytes(item["u"]) for item in items))),
+        "u": Binary(_merged(None, items)),
         "at": items[-1]["at"],
     }
+
+
+def _merged(snap: Document | None, entries: list[Document]) -> bytes:
+    """A snapshot's state (if any) and log entries' updates as one update (pycrdt's merge: it takes the
+    structs as they are, whatever their order and whether what they depend on is there)."""
+    parts = ([bytes(snap["state"])] if snap is not None else []) + [bytes(entry["u"]) for entry in entries]
+    return merge_updates(*parts) if len(parts) > 1 else parts[0]
 
 
 def _entry(u: PendingUpdate) -> Document:
@@ -273,11 +281,10 @@ def _snapshot_write(pad: ObjectId, snap: Document | None, items: list[Document])
     Merged as updates, not through a document: these batches need not hold everything their updates
     depend on (that may sit in a batch of another instance, not folded yet), and a document would drop
     what it cannot integrate yet. A load integrates it all."""
-    parts = ([bytes(snap["state"])] if snap is not None else []) + [bytes(item["u"]) for item in items]
     marks, updated_at = _marks(snap, items)
     version = (snap or {}).get("version", 0)
     doc = {
-        "state": Binary(merge_updates(*parts) if len(parts) > 1 else parts[0]),
+        "state": Binary(_merged(snap, items)),
         "marks": marks,
         "version": version + 1,
         "updatedAt": updated_at or utcnow(),
@@ -305,10 +312,9 @@ def _merge(snap: Document | None, log: list[Document]) -> Stored:
     # test_a_load_keeps_updates_stored_before_what_they_depend_on), and applied one by one, an update
     # read before what it depends on waits in Yrs's pending store, which kept one such update and
     # dropped the next. A merge takes the structs as they are, in any order.
-    parts = ([bytes(snap["state"])] if snap is not None else []) + [bytes(entry["u"]) for entry in log]
     doc: Doc[Any] = Doc()
-    if parts:
-        doc.apply_update(merge_updates(*parts) if len(parts) > 1 else parts[0])
+    if snap is not None or log:
+        doc.apply_update(_merged(snap, log))
     marks, updated_at = _marks(snap, log)
     state = doc.get_update()
     return Stored(
