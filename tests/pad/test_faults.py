@@ -66,7 +66,8 @@ def _directory(path: Path) -> str:
 @pytest.mark.timeout(120)
 async def test_sigkill_of_a_web_process_mid_edit_loses_nothing(client, settings, factory: Factory, mongo, tmp_path):
     port = embedded.free_port()
-    web = start_web(settings.model_copy(update={"port": port}), tmp_path / "web.log")
+    # It compacts every 5-10 updates (about five times a second here): the kill may land in a checkpoint.
+    web = start_web(settings.model_copy(update={"port": port, "pad_compact_updates": 10}), tmp_path / "web.log")
     try:
         await asyncio.to_thread(embedded.wait_for_port, port, web)
         session_id, _host, guest, a, b = await two_editors(client, f"http://127.0.0.1:{port}", factory)
@@ -127,7 +128,9 @@ async def test_a_database_restart_mid_edit_loses_nothing(infra, fake_clerk, sign
     mongo_proc = embedded.start_mongo(port=mongo_port, storage_path=storage)
     await asyncio.to_thread(embedded.wait_for_port, mongo_port, mongo_proc)
     db_url = f"mongodb://127.0.0.1:{mongo_port}/pad_faults?directConnection=true"
-    settings = make_settings(infra, "unused", *fake_clerk, db_url=db_url, mongo_timeout_ms=2000)
+    settings = make_settings(
+        infra, "unused", *fake_clerk, db_url=db_url, mongo_timeout_ms=2000, pad_compact_updates=10
+    )  # checkpoints too meet the restart
     direct: AsyncMongoClient = AsyncMongoClient(db_url, tz_aware=True)
     db = direct["pad_faults"]
     one, two = await serve(create_app(settings)), await serve(create_app(settings))
