@@ -228,6 +228,8 @@ class Pads:
         if message.first == mark + 1:
             room.marks[message.src] = message.last
         else:
+            # Applied out of its writer's order, Yrs may keep it pending and drop another pending one
+            # later; the repair applies the whole stored state, which heals that (test_relay.py).
             log.info("pad %s: missed updates %d.. of %s; repairing", room.key, mark + 1, message.src)
             self._spawn(self.repair(room))
 
