@@ -61,6 +61,9 @@ FOLD_DUTY = 0.2
 its own time: it is background work, and at full speed it doubled the writers' round trips while it
 ran. At 0.5, the deletes of a compaction (80 at 500 pads, 2.6 ms of SecantusDB CPU each) came in
 under a second, and p99 in that half second rose to 50-100 ms; spread over ~2 s, much less."""
+SLICE_S = 0.002
+"""A checkpoint's or a fold's work in this process (gathering entries, merging) pauses once it has run
+this long, for as long as `FOLD_DUTY` asks."""
 ORPHAN_AFTER_S = 60.0
 """Log documents this old are folded into the snapshots by whichever instance looks: compacted ones,
 and batches their writer did not compact (it may be dead)."""
@@ -179,19 +182,18 @@ class PadStore:
         (`fold`), so a busy pad's snapshot is rewritten about once a minute instead of at every
         checkpoint (on SecantusDB, 0.66 ms of its CPU a pad: at 500 busy pads, every checkpoint cost
         it 0.3 s). A crash between the two steps, or a retry, leaves updates twice in the log: a no-op."""
-        merged: dict[ObjectId, dict[str, list[Document]]] = defaultdict(lambda: defaultdict(list))
-        for count, batch in enumerate(batches, 1):
+        pacer = _Pacer()
+        lives: dict[ObjectId, dict[str, list[tuple[PendingUpdate, datetime]]]] = defaultdict(lambda: defaultdict(list))
+        for batch in batches:
             for u in batch.entries:
-                merged[u.pad][u.src].append({**_entry(u), "at": batch.at})
-            if count % _READ_BATCH == 0:
-                await asyncio.sleep(0)  # a few ms for 20 batches: let the sockets be served in between
-        pads = list(merged)
+                lives[u.pad][u.src].append((u, batch.at))
+            await pacer.tick()
+        pads = list(lives)
         for start in range(0, len(pads), COMPACTED_PADS):
             doc: dict[str, list[Document]] = {}
-            for count, pad in enumerate(pads[start : start + COMPACTED_PADS], 1):
-                doc[str(pad)] = [_merged_entry(items) for items in merged[pad].values()]
-                if count % _WRITE_CHUNK == 0:
-                    await asyncio.sleep(0)  # let the sockets be served between merges
+            for pad in pads[start : start + COMPACTED_PADS]:
+                doc[str(pad)] = [_compacted(run) for run in lives[pad].values()]
+                await pacer.tick()
             await _paced(self._log.insert_one({"_id": ObjectId(), "u": doc, "at": utcnow()}))
         await self._delete([batch.id for batch in batches])
         return len(batches)
@@ -220,9 +222,10 @@ class PadStore:
             snaps = {doc["_id"]: doc async for doc in self._snapshots.find({"_id": {"$in": list(todo)}})}
             pads = list(todo)
             writes = []
-            for pad in pads:  # a merge takes a few ms: let the event loop serve the sockets in between
+            pacer = _Pacer()
+            for pad in pads:  # a merge takes up to a few ms
                 writes.append(_snapshot_write(pad, snaps.get(pad), todo[pad]))
-                await asyncio.sleep(0)
+                await pacer.tick()
             try:
                 await self._snapshots.bulk_write(writes, ordered=False)
                 return
@@ -249,18 +252,30 @@ async def _paced(operation: Awaitable[Any]) -> None:
     await asyncio.sleep((loop.time() - started) * (1 - FOLD_DUTY) / FOLD_DUTY)
 
 
-def _merged_entry(items: list[Document]) -> Document:
-    """One pad life's entries (in order) as one: updates `f` of the first to `q` of the last, merged,
-    with the time of the latest (the pad's `updatedAt` is the time of its last stored update)."""
-    if len(items) == 1:
-        return items[0]
-    return {
-        "s": items[0]["s"],
-        "f": items[0]["f"],
-        "q": items[-1]["q"],
-        "u": Binary(_merged(None, items)),
-        "at": items[-1]["at"],
-    }
+class _Pacer:
+    """Spreads a checkpoint's work in this process: `tick` after each piece pauses once `SLICE_S` of
+    work ran since the last pause, so that the work takes at most `FOLD_DUTY` of the time and no
+    socket waits more than about `SLICE_S` for it. Merging a compaction's 500 pads at once had held
+    the event loop for tens of ms, and the two cores with it, at the start of every checkpoint."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._since = self._loop.time()
+
+    async def tick(self) -> None:
+        worked = self._loop.time() - self._since
+        if worked >= SLICE_S:
+            await asyncio.sleep(worked * (1 - FOLD_DUTY) / FOLD_DUTY)
+            self._since = self._loop.time()
+
+
+def _compacted(run: list[tuple[PendingUpdate, datetime]]) -> Document:
+    """One pad life's stored entries (in order, each with its batch's time) as one entry: updates `f`
+    of the first to `q` of the last, merged, with the time of the latest (the pad's `updatedAt` is the
+    time of its last stored update)."""
+    first, last, at = run[0][0], run[-1][0], run[-1][1]
+    update = first.update if len(run) == 1 else merge_updates(*(u.update for u, _at in run))
+    return {"s": first.src, "f": first.first or first.seq, "q": last.seq, "u": Binary(update), "at": at}
 
 
 def _merged(snap: Document | None, entries: list[Document]) -> bytes:
