@@ -190,6 +190,7 @@ class PadStore:
             await pacer.tick()
         pads = list(lives)
         for start in range(0, len(pads), COMPACTED_PADS):
+            pacer = _Pacer()  # what it measures starts here, not before the previous (paced) insert
             doc: dict[str, list[Document]] = {}
             for pad in pads[start : start + COMPACTED_PADS]:
                 doc[str(pad)] = [_compacted(run) for run in lives[pad].values()]
