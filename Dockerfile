@@ -1,5 +1,5 @@
 # One image for both processes: `python run_web.py` (default) or `python run_worker.py`.
-FROM python:3.11-slim
+FROM python:3.13-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 NODE_ENV=production HOST=0.0.0.0 PORT=3000
 WORKDIR /app
