@@ -171,7 +171,7 @@ class PadStore:
         for doc in docs:
             for key, items in doc["u"].items():
                 entries[ObjectId(key)] += [{"at": doc["at"], **item} for item in items]
-        await self._fold(entries, [doc["_id"] for doc in docs])
+        await self._fold(entries, [doc["_id"] for doc in docs], _Pacer())
         return len(docs)
 
     async def compact_written(self, batches: Sequence[Batch]) -> int:
@@ -190,31 +190,31 @@ class PadStore:
             await pacer.tick()
         pads = list(lives)
         for start in range(0, len(pads), COMPACTED_PADS):
-            pacer = _Pacer()  # what it measures starts here, not before the previous (paced) insert
             doc: dict[str, list[Document]] = {}
             for pad in pads[start : start + COMPACTED_PADS]:
                 doc[str(pad)] = [_compacted(run) for run in lives[pad].values()]
                 await pacer.tick()
-            await _paced(self._log.insert_one({"_id": ObjectId(), "u": doc, "at": utcnow()}))
-        await self._delete([batch.id for batch in batches])
+            await pacer.run(self._log.insert_one({"_id": ObjectId(), "u": doc, "at": utcnow()}))
+        await self._delete([batch.id for batch in batches], pacer)
         return len(batches)
 
-    async def _fold(self, entries: dict[ObjectId, list[Document]], batch_ids: list[ObjectId]) -> None:
+    async def _fold(self, entries: dict[ObjectId, list[Document]], batch_ids: list[ObjectId], pacer: _Pacer) -> None:
         """Merge these batches' entries into their pads' snapshots, then delete the batches."""
         # In random order: two instances folding at once then rarely write the same snapshots together
         # (the one that loses reads, merges and writes them again).
         pads = random.sample(list(entries), len(entries))
         for start in range(0, len(pads), _WRITE_CHUNK):
-            await _paced(self._fold_into_snapshots({pad: entries[pad] for pad in pads[start : start + _WRITE_CHUNK]}))
-        await self._delete(batch_ids)
+            chunk = {pad: entries[pad] for pad in pads[start : start + _WRITE_CHUNK]}
+            await self._fold_into_snapshots(chunk, pacer)
+        await self._delete(batch_ids, pacer)
 
-    async def _delete(self, batch_ids: list[ObjectId]) -> None:
+    async def _delete(self, batch_ids: list[ObjectId], pacer: _Pacer) -> None:
         """Delete folded batches, by id, never by range: a batch that lands in the range after it was
         read is not folded yet."""
         for start in range(0, len(batch_ids), _WRITE_CHUNK):
-            await _paced(self._log.delete_many({"_id": {"$in": batch_ids[start : start + _WRITE_CHUNK]}}))
+            await pacer.run(self._log.delete_many({"_id": {"$in": batch_ids[start : start + _WRITE_CHUNK]}}))
 
-    async def _fold_into_snapshots(self, entries: dict[ObjectId, list[Document]]) -> None:
+    async def _fold_into_snapshots(self, entries: dict[ObjectId, list[Document]], pacer: _Pacer) -> None:
         """Merge entries into their pads' snapshots: one read and one bulk write for them all, each
         snapshot written only over the version it was merged with. Those another checkpoint of the same
         pad changed meanwhile (a duplicate `_id` on the upsert) are merged again into the new version."""
@@ -223,12 +223,11 @@ class PadStore:
             snaps = {doc["_id"]: doc async for doc in self._snapshots.find({"_id": {"$in": list(todo)}})}
             pads = list(todo)
             writes = []
-            pacer = _Pacer()
             for pad in pads:  # a merge takes up to a few ms
                 writes.append(_snapshot_write(pad, snaps.get(pad), todo[pad]))
                 await pacer.tick()
             try:
-                await self._snapshots.bulk_write(writes, ordered=False)
+                await pacer.run(self._snapshots.bulk_write(writes, ordered=False))
                 return
             except BulkWriteError as exc:
                 errors = exc.details.get("writeErrors", [])
@@ -245,30 +244,29 @@ class PadStore:
         return [doc["_id"] async for doc in docs]
 
 
-async def _paced(operation: Awaitable[Any]) -> None:
-    """One of a checkpoint's operations, then a pause, so that they take at most `FOLD_DUTY` of its time."""
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    await operation
-    await asyncio.sleep((loop.time() - started) * (1 - FOLD_DUTY) / FOLD_DUTY)
-
-
 class _Pacer:
-    """Spreads a checkpoint's work in this process: `tick` after each piece pauses once `SLICE_S` of
-    work ran since the last pause, so that the work takes at most `FOLD_DUTY` of the time and no
-    socket waits more than about `SLICE_S` for it. With only `sleep(0)` between pieces, a compaction's
-    start at 500 pads (20,000 updates gathered, 500 pads merged) had delayed the loop by up to 28 ms
-    at a time and kept a core busy, and every p99 peak of the pad benchmark sat there."""
+    """Paces one compaction or fold, so that its work (time since its last pause) takes at most
+    `FOLD_DUTY` of the time: `run` pauses after each of its MongoDB operations; `tick`, after a piece
+    of work in this process, pauses once `SLICE_S` of it ran, so no socket waits much longer for it.
+    With only `sleep(0)` between pieces, a compaction's start at 500 pads (20,000 updates gathered,
+    500 pads merged) had delayed the loop by up to 28 ms at a time and kept a core busy, and every p99
+    peak of the pad benchmark sat there. Pauses never count as work, however the calls nest."""
 
     def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._since = self._loop.time()
 
+    async def run(self, operation: Awaitable[Any]) -> None:
+        await operation
+        await self._pause()
+
     async def tick(self) -> None:
-        worked = self._loop.time() - self._since
-        if worked >= SLICE_S:
-            await asyncio.sleep(worked * (1 - FOLD_DUTY) / FOLD_DUTY)
-            self._since = self._loop.time()
+        if self._loop.time() - self._since >= SLICE_S:
+            await self._pause()
+
+    async def _pause(self) -> None:
+        await asyncio.sleep((self._loop.time() - self._since) * (1 - FOLD_DUTY) / FOLD_DUTY)
+        self._since = self._loop.time()
 
 
 def _compacted(run: list[tuple[PendingUpdate, datetime]]) -> Document:
