@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from hireflow.events import SessionEvent
 from hireflow.pad.rooms import Pads
+from hireflow.pad.writer import FREEZE_CHECK_EVERY_S
 
 
 class PadSink:
@@ -11,7 +14,12 @@ class PadSink:
         self._pads = pads
 
     async def publish(self, event: SessionEvent) -> bool:
-        """Always delivered: the freeze notice waits in the pad relay's outbox until Redis takes it."""
+        """Always delivered: the freeze notice waits in the pad relay's outbox until Redis takes it.
+
+        Returns only once no writer trusts a read of the ended sessions made before this end was
+        stored (writer.py), so that no edit sent after the end route answers is stored, even if the
+        relay loses the notice. This sink is the last one: the others do not wait for it."""
         if event.kind == "session.ended":
             await self._pads.freeze(event.session_id)
+            await asyncio.sleep(FREEZE_CHECK_EVERY_S)
         return True

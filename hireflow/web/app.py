@@ -122,6 +122,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     users, session_repo = UserRepo(db), SessionRepo(db)
     bus = Bus(app[K.REDIS], settings)
     realtime = app[K.REALTIME] = RealtimeSink(bus, app[K.VERSIONS], app[K.METRICS])
+    # PadSink last: it holds an ended session's event back for FREEZE_CHECK_EVERY_S (sink.py).
     app[K.EVENTS] = FanOut([LoggingSink(), realtime, JobSink(app[K.QUEUE]), PadSink(app[K.PADS])])
     app[K.USERS] = UserDirectory(users, app[K.CLERK], app[K.VERSIONS], cache_max_age_s=settings.cache_max_age_s)
     app[K.SESSIONS] = SessionService(

@@ -8,6 +8,7 @@ import asyncio
 import aiohttp
 from pycrdt import Awareness, Doc, create_awareness_message
 
+from hireflow.pad import sink, writer
 from hireflow.pad.room import CLOSE_FROZEN
 from hireflow.web.app import create_app
 from hireflow.web.appkeys import HUB, PADS
@@ -76,6 +77,51 @@ async def test_a_freeze_whose_relay_message_is_lost_still_holds(client, second, 
     finally:
         await a.close()
         await b.close()
+
+
+async def test_no_edit_sent_after_the_end_route_answers_is_stored_when_the_relay_loses_the_freeze(
+    client, second, factory: Factory, mongo, monkeypatch
+):
+    """B's writer trusts a read of the ended sessions for `FREEZE_CHECK_EVERY_S` (here 0.5 s, so that a
+    route answering sooner would be caught): B types all through the end, so its writer keeps reusing
+    a read from just before it. The route answers only once that read is too old to be trusted."""
+    monkeypatch.setattr(writer, "FREEZE_CHECK_EVERY_S", 0.5)
+    monkeypatch.setattr(sink, "FREEZE_CHECK_EVERY_S", 0.5)
+    session_id, host, _guest, a, b = await two_editors(client, second, factory)
+    typing = True
+
+    async def type_on_b() -> None:
+        while typing:
+            b.code += "."
+            await asyncio.sleep(0.02)
+
+    try:
+        a.code += "final"
+        await eventually(lambda: _same(b, "final"), timeout_s=5)
+
+        async def lost(pad_key: str) -> None:
+            return None
+
+        monkeypatch.setattr(client.app[PADS], "freeze", lost)
+        typist = asyncio.create_task(type_on_b())
+        await asyncio.sleep(0.3)
+        assert (await client.post(f"/api/sessions/{session_id}/end", headers=host.headers)).status == 200
+        typing = False
+        await typist
+        b.code += "AFTER"
+        await eventually(lambda: _closed_with(b, CLOSE_FROZEN), timeout_s=5)
+        await eventually(lambda: _drained(second, session_id), timeout_s=5)
+        body = await (await client.get(f"/api/sessions/{session_id}/pad/content", headers=host.headers)).json()
+        assert body["code"].startswith("final")
+        assert "AFTER" not in body["code"]
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def _drained(app_client, session_id):
+    room = app_client.app[PADS].rooms.get(session_id)
+    return room is None or room.inflight == 0
 
 
 async def _closed_with(replica, code):
