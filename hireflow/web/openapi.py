@@ -207,7 +207,7 @@ PATHS: dict[str, Any] = {
     "/api/sessions/{id}/end": {
         "post": _op(
             "End the session (host only)",
-            (200, models.EndedSession, "Ended"),
+            (200, models.EndedSession, "Ended; no pad edit sent after this answer is stored"),
             (400, "Session is already completed", "bad_request"),
             (403, "Only the host can end the session", "forbidden"),
             SESSION_NOT_FOUND,
