@@ -45,6 +45,15 @@ def redis_server_binary() -> str:
     return path
 
 
+IN_MEMORY_CACHE = "8G"
+"""WiredTiger's cache for a `:memory:` SecantusDB (its default is 1G): a ceiling, not an allocation.
+With 1G, once the data passed about 50 MB (after 20 s of the 500-pad benchmark's typing), one of
+WiredTiger's own threads (no Python stack) took 0.4 of a core from then on, SecantusDB's CPU went from
+0.3 to 0.7 of a core, and the latency of every keystroke rose with it (bench/pad.py, 60 s). 50 MB is 5 %
+of the cache, WiredTiger's default dirty target: most likely its eviction, looking for pages to evict
+that in memory it has nowhere to write. With 8G that thread stayed idle for the whole 60 s."""
+
+
 def start_mongo(
     *, port: int, storage_path: str, log: IO[bytes] | int | None = subprocess.DEVNULL
 ) -> subprocess.Popen[bytes]:
@@ -60,6 +69,8 @@ def start_mongo(
         "--log-level",
         "WARNING",
     ]
+    if storage_path == ":memory:":
+        cmd += ["--cache-size", IN_MEMORY_CACHE]
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
