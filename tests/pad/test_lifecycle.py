@@ -55,13 +55,7 @@ async def test_a_freeze_whose_relay_message_is_lost_still_holds(client, second, 
     the other instance's open room learns it from the store at its next write."""
     session_id, host, _guest, a, b = await two_editors(client, second, factory)
     try:
-        a.code += "final"
-        await eventually(lambda: _same(b, "final"), timeout_s=5)
-
-        async def lost(pad_key: str) -> None:
-            return None
-
-        monkeypatch.setattr(client.app[PADS], "freeze", lost)
+        await _final_then_freezes_lost(client, a, b, monkeypatch)
         assert (await client.post(f"/api/sessions/{session_id}/end", headers=host.headers)).status == 200
         room = second.app[PADS].rooms[session_id]
         assert not room.frozen  # B never heard of the end
@@ -96,13 +90,7 @@ async def test_no_edit_sent_after_the_end_route_answers_is_stored_when_the_relay
             await asyncio.sleep(0.02)
 
     try:
-        a.code += "final"
-        await eventually(lambda: _same(b, "final"), timeout_s=5)
-
-        async def lost(pad_key: str) -> None:
-            return None
-
-        monkeypatch.setattr(client.app[PADS], "freeze", lost)
+        await _final_then_freezes_lost(client, a, b, monkeypatch)
         typist = asyncio.create_task(type_on_b())
         await asyncio.sleep(0.3)
         assert (await client.post(f"/api/sessions/{session_id}/end", headers=host.headers)).status == 200
@@ -122,6 +110,18 @@ async def test_no_edit_sent_after_the_end_route_answers_is_stored_when_the_relay
 async def _drained(app_client, session_id):
     room = app_client.app[PADS].rooms.get(session_id)
     return room is None or room.inflight == 0
+
+
+async def _final_then_freezes_lost(client, a, b, monkeypatch) -> None:
+    """A types "final" and B has it; from then on, A's instance never relays a freeze (as if it died
+    before relaying it)."""
+    a.code += "final"
+    await eventually(lambda: _same(b, "final"), timeout_s=5)
+
+    async def lost(pad_key: str) -> None:
+        return None
+
+    monkeypatch.setattr(client.app[PADS], "freeze", lost)
 
 
 async def _closed_with(replica, code):
