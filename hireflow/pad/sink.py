@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from hireflow.events import SessionEvent
+from hireflow.pad import writer
 from hireflow.pad.rooms import Pads
-from hireflow.pad.writer import FREEZE_CHECK_EVERY_S
 
 
 class PadSink:
@@ -21,5 +21,5 @@ class PadSink:
         relay loses the notice. This sink is the last one: the others do not wait for it."""
         if event.kind == "session.ended":
             await self._pads.freeze(event.session_id)
-            await asyncio.sleep(FREEZE_CHECK_EVERY_S)
+            await asyncio.sleep(writer.FREEZE_CHECK_EVERY_S)
         return True

@@ -8,7 +8,7 @@ import asyncio
 import aiohttp
 from pycrdt import Awareness, Doc, create_awareness_message
 
-from hireflow.pad import sink, writer
+from hireflow.pad import writer
 from hireflow.pad.room import CLOSE_FROZEN
 from hireflow.web.app import create_app
 from hireflow.web.appkeys import HUB, PADS
@@ -76,11 +76,11 @@ async def test_a_freeze_whose_relay_message_is_lost_still_holds(client, second, 
 async def test_no_edit_sent_after_the_end_route_answers_is_stored_when_the_relay_loses_the_freeze(
     client, second, factory: Factory, mongo, monkeypatch
 ):
-    """B's writer trusts a read of the ended sessions for `FREEZE_CHECK_EVERY_S` (here 0.5 s, so that a
-    route answering sooner would be caught): B types all through the end, so its writer keeps reusing
-    a read from just before it. The route answers only once that read is too old to be trusted."""
+    """B's writer trusts a read of the ended sessions for `FREEZE_CHECK_EVERY_S`, and the route waits
+    as long (here 0.5 s, so that a route answering sooner would be caught): B types all through the
+    end, so its writer keeps reusing a read from just before it. The route answers only once that read
+    is too old to be trusted."""
     monkeypatch.setattr(writer, "FREEZE_CHECK_EVERY_S", 0.5)
-    monkeypatch.setattr(sink, "FREEZE_CHECK_EVERY_S", 0.5)
     session_id, host, _guest, a, b = await two_editors(client, second, factory)
     typing = True
 
