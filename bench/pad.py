@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import heapq
 import json
+import os
 import random
 import shutil
 import struct
@@ -365,7 +366,12 @@ async def run(n: int, args: argparse.Namespace, tmp: str, server_root: Path = RO
             assert client.proc.stdin is not None
             client.proc.stdin.write("go\n")
             client.proc.stdin.flush()
-        await asyncio.sleep(args.seconds)
+        samples = (
+            await cpu_samples([*watched[:3], stack.children[1].pid, *watched[3:]], args.seconds)
+            if args.timeline
+            else []
+        )
+        await asyncio.sleep(max(0.0, args.seconds - (time.monotonic() - started)))
         elapsed = time.monotonic() - started
         cpu_after = [proc_stat(pid)[1] for pid in watched]
         client_cpu = sum(cpu_after[3:]) - sum(cpu_before[3:])
@@ -393,7 +399,7 @@ async def run(n: int, args: argparse.Namespace, tmp: str, server_root: Path = RO
         await mongo.close()
     ms = [latency * 1000 for _sent, latency in latencies]
     if args.timeline:
-        timeline(latencies, started_at, args.seconds)
+        timeline(latencies, started_at, args.seconds, samples)
     return {
         "pads": n,
         "edits": len(latencies) + unseen,
@@ -410,22 +416,59 @@ async def run(n: int, args: argparse.Namespace, tmp: str, server_root: Path = RO
     }
 
 
-def timeline(latencies: list[tuple[float, float]], started_at: float, seconds: float) -> None:
+def machine_busy() -> float:
+    """CPU seconds the whole machine has spent busy (every core, every process), from /proc/stat."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+async def cpu_samples(pids: list[int], seconds: float) -> list[list[float]]:
+    """Every half second of typing: the CPU seconds so far of each of `pids` and of the whole machine
+    (last), so that the timeline can tell a slow half second of ours from a busy machine."""
+    samples = []
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for index in range(int(seconds / 0.5) + 1):
+        samples.append([proc_stat(pid)[1] for pid in pids] + [machine_busy()])
+        await asyncio.sleep(max(0.0, started + (index + 1) * 0.5 - loop.time()))
+        if loop.time() - started > seconds:
+            break
+    samples.append([proc_stat(pid)[1] for pid in pids] + [machine_busy()])
+    return samples
+
+
+def timeline(
+    latencies: list[tuple[float, float]], started_at: float, seconds: float, samples: list[list[float]]
+) -> None:
     """Keystroke latency by when it was sent, per half second of typing (on stderr): when the tail
-    happens, to set beside the web processes' logs (checkpoints) or a profile."""
+    happens, to set beside the web processes' logs (checkpoints) or a profile. With the CPU each
+    process used in that half second, in % of one core: web A, web B, SecantusDB, Redis, the editors,
+    and everything else on the machine (all cores busy minus ours), which tells a slow half second of
+    ours from a busy machine."""
     buckets: dict[int, list[float]] = {}
     for sent, latency in latencies:
         buckets.setdefault(int((sent - started_at) / 0.5), []).append(latency * 1000)
     print(f"typing started at {datetime.fromtimestamp(started_at, UTC).isoformat()}", file=sys.stderr)
-    print("  t s | keystrokes | p50 ms | p99 ms | max ms", file=sys.stderr)
+    print(
+        "  t s | keystrokes | p50 ms | p99 ms | max ms | web A % | web B % | DB % | Redis % | editors % | other %",
+        file=sys.stderr,
+    )
     for index in range(int(seconds / 0.5) + 1):
         ms = buckets.get(index, [])
-        if ms:
-            print(
-                f"{index * 0.5:5.1f} | {len(ms):10d} | {percentile(ms, 0.5):6.1f} | {percentile(ms, 0.99):6.1f} "
-                f"| {max(ms):6.1f}",
-                file=sys.stderr,
-            )
+        if not ms:
+            continue
+        cpu = ""
+        if index + 1 < len(samples):
+            used = [(after - before) * 200 for before, after in zip(samples[index], samples[index + 1], strict=True)]
+            web_a, web_b, db, redis, editors = used[0], used[1], used[2], used[3], sum(used[4:-1])
+            other = used[-1] - sum(used[:-1])
+            cpu = f" | {web_a:7.0f} | {web_b:7.0f} | {db:4.0f} | {redis:7.0f} | {editors:9.0f} | {other:7.0f}"
+        print(
+            f"{index * 0.5:5.1f} | {len(ms):10d} | {percentile(ms, 0.5):6.1f} | {percentile(ms, 0.99):6.1f} "
+            f"| {max(ms):6.1f}{cpu}",
+            file=sys.stderr,
+        )
 
 
 async def reference(tmp: str, batch: int, *, one_document: bool, seconds: float = 5.0) -> tuple[float, float]:
