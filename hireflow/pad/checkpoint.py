@@ -93,6 +93,19 @@ class Checkpointer:
             old += 1
         del self._written[:old]
 
+    async def _fold_orphans(self) -> None:
+        """Fold every log document older than `ORPHAN_AFTER_S`, `FOLD_CHUNK` at a time."""
+        loop = asyncio.get_running_loop()
+        started, folded = loop.time(), 0
+        while orphans := await self._store.orphans(FOLD_CHUNK):
+            count = await self._store.fold(orphans)
+            self.folded_total += count
+            folded += count
+            if len(orphans) < FOLD_CHUNK:
+                break
+        if folded:
+            log.info("pad checkpoint: folded %d log documents in %.2f s", folded, loop.time() - started)
+
     async def run_forever(self) -> None:
         loop = asyncio.get_running_loop()
         next_orphans = loop.time() + ORPHAN_AFTER_S / 2
@@ -109,10 +122,7 @@ class Checkpointer:
                 if loop.time() >= next_orphans:
                     next_orphans = loop.time() + ORPHAN_AFTER_S / 2
                     self._forget_orphans()
-                    while orphans := await self._store.orphans(FOLD_CHUNK):
-                        self.folded_total += await self._store.fold(orphans)
-                        if len(orphans) < FOLD_CHUNK:
-                            break
+                    await self._fold_orphans()
             except (PyMongoError, RuntimeError) as exc:
                 log.warning("pad checkpoint failed, retrying: %r", exc)
                 await asyncio.sleep(RETRY_S)
