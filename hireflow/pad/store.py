@@ -34,7 +34,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from bson import Binary, ObjectId
 from pycrdt import Doc, merge_updates
@@ -45,17 +45,22 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 from hireflow.store.mongo import Document
 from hireflow.timeutil import utcnow
 
+R = TypeVar("R")
+
 LOG_INDEXES = [IndexModel([("at", ASCENDING)], name="at")]
 OBSOLETE_LOG_INDEXES = ("pads",)
 """Dropped at start-up where an earlier version made them (each batch paid an entry per pad)."""
 _LOAD_RETRIES = 5
 _FOLD_RETRIES = 20
 DUPLICATE_KEY = 11000
-_READ_BATCH = 20
+_READ_BATCH = 2
 _WRITE_CHUNK = 10
-"""A fold works in small operations (batches read 20 at a time, snapshots written and batches deleted
-10 at a time): on a server that runs one operation at a time, as SecantusDB mostly does, one long
-operation delays every pad's next write by as long."""
+"""A fold works in small operations (log documents read 2 at a time by id, snapshots written and
+batches deleted 10 at a time): on a server that runs one operation at a time, as SecantusDB mostly
+does, one long operation delays every pad's next write by as long. Reads by id, not by `_id` range:
+SecantusDB answers a range by reading the whole collection, and reading 60 compacted documents as one
+range of a log of 1,500 batches took it 150-350 ms (bench/pad.py at 120 s: every writer waited as
+long, p99 of those half seconds 200-300 ms), two by `$in` 3-6 ms."""
 FOLD_DUTY = 0.2
 """After each of its operations a checkpoint or a fold pauses, so that it takes at most this share of
 its own time: it is background work, and at full speed it doubled the writers' round trips while it
@@ -160,18 +165,20 @@ class PadStore:
         snapshots of every pad they hold, then deleted. The number of batches folded (those already
         gone were folded by someone else).
 
-        The batches are read as one `_id` range (cheap on any MongoDB-wire server, where `$in` over
-        hundreds of ids is not), keeping only those asked for: the range also holds other instances'."""
-        if not batch_ids:
+        The batches are read by id, `_READ_BATCH` at a time, each read paced like the writes."""
+        pacer = _Pacer()
+        wanted = list(dict.fromkeys(batch_ids))
+        docs: list[Document] = []
+        for start in range(0, len(wanted), _READ_BATCH):
+            chunk = wanted[start : start + _READ_BATCH]
+            docs += await pacer.run(self._log.find({"_id": {"$in": chunk}}).to_list(None))
+        if not docs:
             return 0
-        wanted = set(batch_ids)
-        in_range = self._log.find({"_id": {"$gte": min(wanted), "$lte": max(wanted)}}, batch_size=_READ_BATCH)
-        docs = [doc async for doc in in_range if doc["_id"] in wanted]
         entries: dict[ObjectId, list[Document]] = defaultdict(list)
         for doc in docs:
             for key, items in doc["u"].items():
                 entries[ObjectId(key)] += [{"at": doc["at"], **item} for item in items]
-        await self._fold(entries, [doc["_id"] for doc in docs], _Pacer())
+        await self._fold(entries, [doc["_id"] for doc in docs], pacer)
         return len(docs)
 
     async def compact_written(self, batches: Sequence[Batch]) -> int:
@@ -256,9 +263,10 @@ class _Pacer:
         self._loop = asyncio.get_running_loop()
         self._since = self._loop.time()
 
-    async def run(self, operation: Awaitable[Any]) -> None:
-        await operation
+    async def run(self, operation: Awaitable[R]) -> R:
+        result = await operation
         await self._pause()
+        return result
 
     async def tick(self) -> None:
         if self._loop.time() - self._since >= SLICE_S:

@@ -111,9 +111,9 @@ async def test_a_checkpoint_keeps_updates_whose_dependencies_are_not_folded_yet(
     assert _text((await store.load(pad)).state) == "hello world"
 
 
-async def test_a_fold_reads_a_range_of_batches_but_folds_and_deletes_only_those_asked_for(mongo):
-    """Batches of two instances interleave in `_id` order: folding one instance's batches (read as one
-    range) leaves the other's batch in the log, still part of its pad."""
+async def test_a_fold_folds_and_deletes_only_the_batches_asked_for(mongo):
+    """Batches of two instances interleave in `_id` order: folding one instance's batches leaves the
+    other's batch in the log, still part of its pad."""
     store = PadStore(mongo)
     mine, theirs = ObjectId(), ObjectId()
     doc, text = _typist()
