@@ -502,7 +502,7 @@ def main() -> None:
     parser.add_argument("--no-checkpoints", action="store_true", help="fold nothing during the run")
     parser.add_argument("--baseline", default="", help="also run this git commit's server (e.g. HEAD~5), first")
     parser.add_argument("--no-reference", action="store_true", help="skip SecantusDB's insert rates alone")
-    parser.add_argument("--timeline", action="store_true", help="latency per half second of typing, on stderr")
+    parser.add_argument("--timeline", action="store_true", help="latency and CPU per half second of typing, on stderr")
     parser.add_argument("--python-editors", action="store_true", help="editors in Python, not bench/padclient.c")
     parser.add_argument("--client", help=argparse.SUPPRESS)
     args = parser.parse_args()
