@@ -332,7 +332,7 @@ async def run(n: int, args: argparse.Namespace, tmp: str, server_root: Path = RO
     with Stack(tmp, server_root=server_root, **env) as stack:
         port_a, web_a = stack.web(log=Path(tmp) / f"web-a-{n}.log")
         port_b, web_b = stack.web(log=Path(tmp) / f"web-b-{n}.log")
-        db_pid = stack.children[0].pid
+        db_pid, redis_pid = stack.children[0].pid, stack.children[1].pid
         sessions = await make_sessions(stack, port_a, n)
         rss_before, _ = proc_stat(web_a.pid)
         chunks = [sessions[i::CLIENT_PROCESSES] for i in range(CLIENT_PROCESSES)]
@@ -366,11 +366,7 @@ async def run(n: int, args: argparse.Namespace, tmp: str, server_root: Path = RO
             assert client.proc.stdin is not None
             client.proc.stdin.write("go\n")
             client.proc.stdin.flush()
-        samples = (
-            await cpu_samples([*watched[:3], stack.children[1].pid, *watched[3:]], args.seconds)
-            if args.timeline
-            else []
-        )
+        samples = await cpu_samples([*watched[:3], redis_pid, *watched[3:]], args.seconds) if args.timeline else []
         await asyncio.sleep(max(0.0, args.seconds - (time.monotonic() - started)))
         elapsed = time.monotonic() - started
         cpu_after = [proc_stat(pid)[1] for pid in watched]
