@@ -15,6 +15,8 @@ documents) and deleted, so the log holds at most about twice `every` updates per
 Every `ORPHAN_AFTER_S / 2` it also folds log documents older than `ORPHAN_AFTER_S` into the snapshots,
 read back from the log: the compacted documents of every instance, and batches nobody compacted (those
 of an instance that died, and the last few of a quiet one, which it then stops keeping in memory).
+Only while it holds the fold lease (`PadStore.claim_fold`): when another instance has it, this
+sweep folds nothing, and the next one, `ORPHAN_AFTER_S / 2` later, looks again.
 Never on the write path: a slow checkpoint delays no keystroke, it only lets the log grow meanwhile.
 """
 
@@ -26,6 +28,7 @@ import logging
 import random
 from datetime import timedelta
 
+from bson import ObjectId
 from pymongo.errors import PyMongoError
 
 from hireflow.pad.store import ORPHAN_AFTER_S, Batch, PadStore
@@ -54,6 +57,8 @@ class Checkpointer:
         """Batches compacted from memory."""
         self.folded_total = 0
         """Log documents folded into snapshots."""
+        self._holder = str(ObjectId())
+        """This checkpointer's name on the fold lease."""
 
     def stop(self) -> None:
         """End `run_forever` after what it is doing (a cancellation inside a MongoDB call may come
@@ -93,15 +98,19 @@ class Checkpointer:
             old += 1
         del self._written[:old]
 
-    async def _fold_orphans(self) -> None:
-        """Fold every log document older than `ORPHAN_AFTER_S`, `FOLD_CHUNK` at a time."""
+    async def fold_orphans(self) -> None:
+        """Fold every log document older than `ORPHAN_AFTER_S`, `FOLD_CHUNK` at a time, if this
+        instance gets the fold lease (renewed before each chunk, given back at the end; after a
+        failure it runs out by itself)."""
         loop = asyncio.get_running_loop()
         started, folded = loop.time(), 0
-        while orphans := await self._store.orphans(FOLD_CHUNK):
-            count = await self._store.fold(orphans)
+        while await self._store.claim_fold(self._holder):
+            orphans = await self._store.orphans(FOLD_CHUNK)
+            count = await self._store.fold(orphans) if orphans else 0
             self.folded_total += count
             folded += count
             if len(orphans) < FOLD_CHUNK:
+                await self._store.release_fold(self._holder)
                 break
         if folded:
             log.info("pad checkpoint: folded %d log documents in %.2f s", folded, loop.time() - started)
@@ -122,7 +131,7 @@ class Checkpointer:
                 if loop.time() >= next_orphans:
                     next_orphans = loop.time() + ORPHAN_AFTER_S / 2
                     self._forget_orphans()
-                    await self._fold_orphans()
+                    await self.fold_orphans()
             except (PyMongoError, RuntimeError) as exc:
                 log.warning("pad checkpoint failed, retrying: %r", exc)
                 await asyncio.sleep(RETRY_S)

@@ -21,7 +21,9 @@ documents still in the log: a bounded number, because checkpoints keep the log s
   compacted ones, and batches nobody compacted (a dead instance's, or a quiet one's last few). The
   documents are read back and merged into the snapshots of every pad they hold (written in bulk writes
   of 10 pads, each only over the version it was merged with, so a pad another fold won is merged
-  again), and only then deleted: a crash in between only leaves updates applied twice.
+  again), and only then deleted: a crash in between only leaves updates applied twice. One instance
+  folds at a time, under a lease in `pad_leases` (`claim_fold`); should two fold at once all the
+  same (a lease that ran out mid-fold), each update is still merged once or more, never lost.
 A busy pad's snapshot is thus rewritten about once a minute, not at every checkpoint.
 """
 
@@ -72,6 +74,14 @@ this long, for as long as `FOLD_DUTY` asks."""
 ORPHAN_AFTER_S = 60.0
 """Log documents this old are folded into the snapshots by whichever instance looks: compacted ones,
 and batches their writer did not compact (it may be dead)."""
+FOLD_LEASE_S = ORPHAN_AFTER_S / 2
+"""How long a claim on folding lasts unless renewed (a sweep renews it before each chunk of documents,
+and gives it back when done): meanwhile the other instances' sweeps fold nothing. Instances started
+together sweep together, and without it each folded the same documents (read them, merged them into
+the same snapshots, wrote those over each other's and deleted them): in bench/pad.py at 120 s, both
+web processes folded the same 47 documents in the same 4-5 s, and the p99 of those half seconds rose
+to 50-160 ms. A holder that dies blocks folding for at most this long."""
+_FOLD_LEASE = "fold"
 COMPACTED_PADS = 100
 """Pads per compacted log document: about 100 KB at 500 busy pads, so a fold reading 20 of them back
 gets a reply of a few MB, and one insert does not hold SecantusDB for long."""
@@ -114,6 +124,7 @@ class PadStore:
         self._log = db.pad_updates
         self._snapshots = db.pad_snapshots
         self._sessions = db.sessions
+        self._leases = db.pad_leases
 
     async def ensure_indexes(self) -> None:
         await self._log.create_indexes(LOG_INDEXES)
@@ -242,6 +253,25 @@ class PadStore:
                     raise
                 todo = {pads[error["index"]]: todo[pads[error["index"]]] for error in errors}
         raise RuntimeError(f"{len(todo)} pads: could not write their snapshots after {_FOLD_RETRIES} attempts")
+
+    async def claim_fold(self, holder: str) -> bool:
+        """Take the lease on folding for `FOLD_LEASE_S`, or renew it if `holder` has it. False while
+        another holder's lease runs (its upsert then collides with that lease's `_id`). Clocks of
+        instances may differ by seconds: at worst two fold at once for a while, which is safe."""
+        now = utcnow()
+        try:
+            await self._leases.update_one(
+                {"_id": _FOLD_LEASE, "$or": [{"by": holder}, {"until": {"$lt": now}}]},
+                {"$set": {"by": holder, "until": now + timedelta(seconds=FOLD_LEASE_S)}},
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def release_fold(self, holder: str) -> None:
+        """Give the lease back (if `holder` still has it), so the next instance to sweep may fold."""
+        await self._leases.delete_one({"_id": _FOLD_LEASE, "by": holder})
 
     async def orphans(self, limit: int) -> list[ObjectId]:
         """Log documents older than `ORPHAN_AFTER_S`, oldest first: compacted ones, and batches their

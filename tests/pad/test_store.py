@@ -1,13 +1,15 @@
 """The pad store on the real MongoDB-wire server: one document per batch for every pad in it, loads
 that read only their own pad's entries, checkpoints that compact an instance's batches into a few log
 documents, and folds that merge old log documents into every pad's snapshot (also when two instances
-fold the same documents at once), none of them losing an update."""
+fold the same documents at once), none of them losing an update; and the lease that lets one instance
+at a time fold."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 from collections.abc import Sequence
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -17,7 +19,7 @@ from pycrdt import Doc, Text, merge_updates
 
 from hireflow.pad import checkpoint
 from hireflow.pad.checkpoint import Checkpointer
-from hireflow.pad.store import Batch, PadStore, PendingUpdate
+from hireflow.pad.store import ORPHAN_AFTER_S, Batch, PadStore, PendingUpdate
 from hireflow.timeutil import utcnow
 from tests.support.workers import eventually
 
@@ -226,3 +228,33 @@ async def test_a_load_keeps_updates_stored_before_what_they_depend_on(mongo):
         stored = await store.load(pad)
         assert _text(stored.state) == str(text), f"seed {seed}"
         assert stored.marks == {"w": 8}
+
+
+async def test_the_fold_lease_is_one_instances_until_it_gives_it_back_or_it_runs_out(mongo):
+    store = PadStore(mongo)
+    assert await store.claim_fold("a")
+    assert not await store.claim_fold("b")
+    assert await store.claim_fold("a")  # renewed
+    await store.release_fold("b")  # not b's to give back
+    assert not await store.claim_fold("b")
+    await store.release_fold("a")
+    assert await store.claim_fold("b")
+    await mongo.pad_leases.update_one({"_id": "fold"}, {"$set": {"until": utcnow() - timedelta(seconds=1)}})  # b died
+    assert await store.claim_fold("a")
+
+
+async def test_instances_sweeping_at_once_fold_each_old_document_once(mongo):
+    """Instances started together sweep together: the one that gets the lease folds, the other none."""
+    pad = ObjectId()
+    doc, text = _typist()
+    old = utcnow() - timedelta(seconds=ORPHAN_AFTER_S + 5)
+    updates = [PendingUpdate(pad, "w", seq, _type(doc, text, f"{seq};")) for seq in range(1, 7)]
+    batches = [Batch(ObjectId(), old, [update]) for update in updates]
+    for batch in batches:
+        await PadStore(mongo).append(batch)
+    sweeps = [Checkpointer(PadStore(mongo), every=100) for _ in range(2)]
+    await asyncio.gather(*(sweep.fold_orphans() for sweep in sweeps))
+    assert sorted(sweep.folded_total for sweep in sweeps) == [0, 6]
+    assert await mongo.pad_updates.count_documents({}) == 0
+    assert await mongo.pad_leases.count_documents({}) == 0  # given back
+    assert _text((await PadStore(mongo).load(pad)).state) == str(text)
