@@ -72,8 +72,8 @@ SLICE_S = 0.002
 """A checkpoint's or a fold's work in this process (gathering entries, merging) pauses once it has run
 this long, for as long as `FOLD_DUTY` asks."""
 ORPHAN_AFTER_S = 60.0
-"""Log documents this old are folded into the snapshots by whichever instance looks: compacted ones,
-and batches their writer did not compact (it may be dead)."""
+"""Log documents this old are folded into the snapshots by whichever instance holds the fold lease:
+compacted ones, and batches their writer did not compact (it may be dead)."""
 FOLD_LEASE_S = ORPHAN_AFTER_S / 2
 """How long a claim on folding lasts unless renewed (a sweep renews it before each chunk of documents,
 and gives it back when done): meanwhile the other instances' sweeps fold nothing. Instances started
