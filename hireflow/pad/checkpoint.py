@@ -106,7 +106,7 @@ class Checkpointer:
         started, folded = loop.time(), 0
         while await self._store.claim_fold(self._holder):
             orphans = await self._store.orphans(FOLD_CHUNK)
-            count = await self._store.fold(orphans) if orphans else 0
+            count = await self._store.fold(orphans)
             self.folded_total += count
             folded += count
             if len(orphans) < FOLD_CHUNK:
