@@ -190,7 +190,11 @@ class Settings(BaseSettings):
     """Stored updates after which an instance compacts the batches holding them into a few log
     documents (each time after a random 50-100 % of it, so instances drift apart); a pad's load reads
     at most about twice this many updates' batches per instance, plus the compacted documents of the
-    last 60-90 s (folded into the snapshots after that: see pad/store.py and pad/checkpoint.py)."""
+    last 1-1.5 `pad_fold_after_s` (folded into the snapshots after that: see pad/store.py and pad/checkpoint.py)."""
+    pad_fold_after_s: float = Field(default=60.0, gt=0)
+    """Log documents this old are folded into the pads' snapshots. Each instance sweeps for them every
+    half of it, and the fold lease (one instance folds at a time) lasts half of it unless renewed, so
+    folding goes on within about this long after its holder dies (pad/store.py, pad/checkpoint.py)."""
     pad_awareness_timeout_s: float = Field(default=30.0, gt=0)
     """Presence (awareness) not renewed for this long is dropped, e.g. a dead instance's clients."""
     pad_presence_timeout_s: float = Field(default=30.0, gt=0)

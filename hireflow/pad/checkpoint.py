@@ -12,11 +12,11 @@ documents) and deleted, so the log holds at most about twice `every` updates per
 - "About": each checkpoint waits for a random 50-100 % of `every`, so that instances under the same
   load, which reach it together, drift apart instead of checkpointing at the same moment.
 
-Every `ORPHAN_AFTER_S / 2` it also folds log documents older than `ORPHAN_AFTER_S` into the snapshots,
+Every `fold_after_s / 2` it also folds log documents older than `fold_after_s` into the snapshots,
 read back from the log: the compacted documents of every instance, and batches nobody compacted (those
 of an instance that died, and the last few of a quiet one, which it then stops keeping in memory).
 Only while it holds the fold lease (`PadStore.claim_fold`): when another instance has it, this
-sweep folds nothing, and the next one, `ORPHAN_AFTER_S / 2` later, looks again.
+sweep folds nothing, and the next one, `fold_after_s / 2` later, looks again.
 Never on the write path: a slow checkpoint delays no keystroke, it only lets the log grow meanwhile.
 """
 
@@ -25,13 +25,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
+import socket
 from datetime import timedelta
 
 from bson import ObjectId
 from pymongo.errors import PyMongoError
 
-from hireflow.pad.store import ORPHAN_AFTER_S, Batch, PadStore
+from hireflow.pad.store import Batch, PadStore
 from hireflow.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -57,8 +59,8 @@ class Checkpointer:
         """Batches compacted from memory."""
         self.folded_total = 0
         """Log documents folded into snapshots."""
-        self._holder = str(ObjectId())
-        """This checkpointer's name on the fold lease."""
+        self._holder = f"{socket.gethostname()}:{os.getpid()}:{ObjectId()}"
+        """This checkpointer's name on the fold lease (host and process first, for whoever looks)."""
 
     def stop(self) -> None:
         """End `run_forever` after what it is doing (a cancellation inside a MongoDB call may come
@@ -91,7 +93,7 @@ class Checkpointer:
 
     def _forget_orphans(self) -> None:
         """Stop keeping batches the sweep folds (from the log) from now on."""
-        cutoff = utcnow() - timedelta(seconds=ORPHAN_AFTER_S)
+        cutoff = utcnow() - timedelta(seconds=self._store.fold_after_s)
         old = 0
         while old < len(self._written) and self._written[old][0].at < cutoff:
             self._written_updates -= self._written[old][1]
@@ -99,7 +101,7 @@ class Checkpointer:
         del self._written[:old]
 
     async def fold_orphans(self) -> None:
-        """Fold every log document older than `ORPHAN_AFTER_S`, `FOLD_CHUNK` at a time, if this
+        """Fold every log document older than `fold_after_s`, `FOLD_CHUNK` at a time, if this
         instance gets the fold lease (renewed before each chunk, given back at the end; after a
         failure it runs out by itself)."""
         loop = asyncio.get_running_loop()
@@ -117,7 +119,7 @@ class Checkpointer:
 
     async def run_forever(self) -> None:
         loop = asyncio.get_running_loop()
-        next_orphans = loop.time() + ORPHAN_AFTER_S / 2
+        next_orphans = loop.time() + self._store.fold_after_s / 2
         while not self._stopped:
             with contextlib.suppress(TimeoutError):  # not asyncio.wait_for: it can swallow a cancellation
                 async with asyncio.timeout(max(0.0, next_orphans - loop.time())):
@@ -129,7 +131,7 @@ class Checkpointer:
                 if self._written_updates >= self._due:
                     await self._compact_written()
                 if loop.time() >= next_orphans:
-                    next_orphans = loop.time() + ORPHAN_AFTER_S / 2
+                    next_orphans = loop.time() + self._store.fold_after_s / 2
                     self._forget_orphans()
                     await self.fold_orphans()
             except (PyMongoError, RuntimeError) as exc:

@@ -36,7 +36,7 @@ async def pads_ctx(app: web.Application) -> AsyncIterator[None]:
     mongo_client, db = mongo.connect(
         settings.db_url, timeout_ms=settings.mongo_timeout_ms, retry_writes=False, appname="hireflow-pad"
     )
-    store = PadStore(db)
+    store = PadStore(db, fold_after_s=settings.pad_fold_after_s)
     await store.ensure_indexes()
     relay = Relay(redis, heartbeat_s=settings.rt_bus_heartbeat_s)
     pads = app[K.PADS] = Pads(store, relay, settings)

@@ -17,7 +17,8 @@ documents still in the log: a bounded number, because checkpoints keep the log s
   `pad_compact_updates` updates (`compact_written`, see checkpoint.py): every pad life's entries merged
   into one, written as a few compacted log documents, then the batches deleted. Hundreds of batches
   become a handful of documents, and no snapshot is touched.
-- Any instance folds log documents older than `ORPHAN_AFTER_S` into the snapshots (`fold`): the
+- Any instance folds log documents older than `fold_after_s` (`PAD_FOLD_AFTER_S`, 60 s) into the
+  snapshots (`fold`): the
   compacted ones, and batches nobody compacted (a dead instance's, or a quiet one's last few). The
   documents are read back and merged into the snapshots of every pad they hold (written in bulk writes
   of 10 pads, each only over the version it was merged with, so a pad another fold won is merged
@@ -71,16 +72,10 @@ under a second, and p99 in that half second rose to 50-100 ms; spread over ~2 s,
 SLICE_S = 0.002
 """A checkpoint's or a fold's work in this process (gathering entries, merging) pauses once it has run
 this long, for as long as `FOLD_DUTY` asks."""
-ORPHAN_AFTER_S = 60.0
+FOLD_AFTER_S = 60.0
 """Log documents this old are folded into the snapshots by whichever instance holds the fold lease:
-compacted ones, and batches their writer did not compact (it may be dead)."""
-FOLD_LEASE_S = ORPHAN_AFTER_S / 2
-"""How long a claim on folding lasts unless renewed (a sweep renews it before each chunk of documents,
-and gives it back when done): meanwhile the other instances' sweeps fold nothing. Instances started
-together sweep together, and without it each folded the same documents (read them, merged them into
-the same snapshots, wrote those over each other's and deleted them): in bench/pad.py at 120 s, both
-web processes folded the same 47 documents in the same 4-5 s, and the p99 of those half seconds rose
-to 50-160 ms. A holder that dies blocks folding for at most this long."""
+compacted ones, and batches their writer did not compact (it may be dead). The default of
+`PAD_FOLD_AFTER_S`; a store is given its own (`PadStore.fold_after_s`)."""
 _FOLD_LEASE = "fold"
 COMPACTED_PADS = 100
 """Pads per compacted log document: about 100 KB at 500 busy pads, so a fold reading 20 of them back
@@ -120,7 +115,16 @@ class Batch:
 
 
 class PadStore:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], *, fold_after_s: float = FOLD_AFTER_S) -> None:
+        self.fold_after_s = fold_after_s
+        self.fold_lease_s = fold_after_s / 2
+        """How long a claim on folding lasts unless renewed (a sweep renews it before each chunk of
+        documents, and gives it back when done): meanwhile the other instances' sweeps fold nothing.
+        Instances started together sweep together, and without it each folded the same documents (read
+        them, merged them into the same snapshots, wrote those over each other's and deleted them): in
+        bench/pad.py at 120 s, both web processes folded the same 47 documents in the same 4-5 s, and
+        the p99 of those half seconds rose to 50-160 ms. A holder that dies blocks folding for at most
+        this long."""
         self._log = db.pad_updates
         self._snapshots = db.pad_snapshots
         self._sessions = db.sessions
@@ -196,7 +200,7 @@ class PadStore:
         """Checkpoint of batches this instance stored, as it kept them (nothing is read back): each pad
         life's entries merged into one, written as a few compacted log documents (`COMPACTED_PADS` pads
         each, `at` = now), then the batches deleted. No snapshot is written: the compacted documents
-        are folded into the snapshots like any batch, by the sweep, once `ORPHAN_AFTER_S` old
+        are folded into the snapshots like any batch, by the sweep, once `fold_after_s` old
         (`fold`), so a busy pad's snapshot is rewritten about once a minute instead of at every
         checkpoint (on SecantusDB, 0.66 ms of its CPU a pad: at 500 busy pads, every checkpoint cost
         it 0.3 s). A crash between the two steps, or a retry, leaves updates twice in the log: a no-op."""
@@ -255,14 +259,14 @@ class PadStore:
         raise RuntimeError(f"{len(todo)} pads: could not write their snapshots after {_FOLD_RETRIES} attempts")
 
     async def claim_fold(self, holder: str) -> bool:
-        """Take the lease on folding for `FOLD_LEASE_S`, or renew it if `holder` has it. False while
+        """Take the lease on folding for `fold_lease_s`, or renew it if `holder` has it. False while
         another holder's lease runs (its upsert then collides with that lease's `_id`). Clocks of
         instances may differ by seconds: at worst two fold at once for a while, which is safe."""
         now = utcnow()
         try:
             await self._leases.update_one(
                 {"_id": _FOLD_LEASE, "$or": [{"by": holder}, {"until": {"$lt": now}}]},
-                {"$set": {"by": holder, "until": now + timedelta(seconds=FOLD_LEASE_S)}},
+                {"$set": {"by": holder, "until": now + timedelta(seconds=self.fold_lease_s)}},
                 upsert=True,
             )
         except DuplicateKeyError:
@@ -274,9 +278,9 @@ class PadStore:
         await self._leases.delete_one({"_id": _FOLD_LEASE, "by": holder})
 
     async def orphans(self, limit: int) -> list[ObjectId]:
-        """Log documents older than `ORPHAN_AFTER_S`, oldest first: compacted ones, and batches their
+        """Log documents older than `fold_after_s`, oldest first: compacted ones, and batches their
         writer did not compact."""
-        cutoff = utcnow() - timedelta(seconds=ORPHAN_AFTER_S)
+        cutoff = utcnow() - timedelta(seconds=self.fold_after_s)
         docs = self._log.find({"at": {"$lt": cutoff}}, {"_id": 1}).sort("at", ASCENDING).limit(limit)
         return [doc["_id"] async for doc in docs]
 

@@ -1,11 +1,14 @@
 """Faults while two replicas type: SIGKILL of a web process, a Redis restart, a MongoDB restart. After
-each, every replica and the stored state converge, and every edit any replica made is there."""
+each, every replica and the stored state converge, and every edit any replica made is there. And a
+SIGKILL of the web process folding old log documents: another folds them once its lease lapses."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import signal
+import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,8 @@ from bson import ObjectId
 from pycrdt import Doc, Text
 
 from hireflow import embedded
-from hireflow.pad.store import PadStore
+from hireflow.pad.store import Batch, PadStore, PendingUpdate
+from hireflow.timeutil import utcnow
 from hireflow.web.app import create_app
 from tests.conftest import Factory, make_settings, serve
 from tests.support.pad import Peer, peer, start_web, two_editors
@@ -154,3 +158,61 @@ async def test_a_database_restart_mid_edit_loses_nothing(infra, fake_clerk, sign
         await two.close()
         await direct.close()
         embedded.stop(mongo_proc)
+
+
+@pytest.mark.timeout(120)
+async def test_sigkill_of_the_web_process_folding_lets_another_fold_once_its_lease_lapses(settings, mongo, tmp_path):
+    """Two `run_web.py` processes sweep every second (`PAD_FOLD_AFTER_S` 2 s: a lease of 1 s) over 300
+    old batches of 20 pads. The one that takes the fold lease is SIGKILLed mid-fold, once it has written
+    its first snapshots and before it deletes their batches; the other folds everything once the lease lapses,
+    and every pad loads whole."""
+    pads = [ObjectId() for _ in range(20)]
+    docs = {pad: Doc() for pad in pads}
+    store = PadStore(mongo)
+    await store.ensure_indexes()
+    old = utcnow() - timedelta(seconds=30)
+    for seq in range(1, 301):
+        entries = []
+        for pad, doc in docs.items():
+            before = doc.get_state()
+            doc.get("code", type=Text).insert(len(str(doc.get("code", type=Text))), f"{seq};")
+            entries.append(PendingUpdate(pad, "w", seq, doc.get_update(before)))
+        await store.append(Batch(ObjectId(), old, entries))
+    webs: dict[int, tuple[subprocess.Popen[bytes], Path]] = {}
+    for name in ("a", "b"):
+        port, log_path = embedded.free_port(), tmp_path / f"web-{name}.log"
+        web = start_web(settings.model_copy(update={"port": port, "pad_fold_after_s": 2.0}), log_path)
+        webs[web.pid] = (web, log_path)
+    try:
+
+        async def holder() -> dict | None:
+            return await mongo.pad_leases.find_one({"_id": "fold"})
+
+        async def merging() -> bool:  # its first snapshots written, their batches not yet deleted
+            return await mongo.pad_snapshots.count_documents({}) > 0
+
+        lease = await eventually(holder, timeout_s=30, every_s=0.01)
+        pid = int(lease["by"].split(":")[1])
+        assert pid in webs
+        await eventually(merging, timeout_s=10, every_s=0.005)
+        killed, _log = webs.pop(pid)
+        killed.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(killed.wait, 10)
+        assert await mongo.pad_updates.count_documents({}) > 0, "the fold ended before the kill"
+        ((_survivor, log_path),) = webs.values()
+
+        async def folded() -> bool:
+            done = "pad checkpoint: folded" in log_path.read_text()
+            return done and await mongo.pad_updates.count_documents({}) == 0
+
+        await eventually(folded, timeout_s=60, every_s=0.2)
+        assert await mongo.pad_leases.count_documents({}) == 0  # given back
+        for pad, doc in docs.items():
+            stored = Doc()
+            stored.apply_update((await store.load(pad)).state)
+            assert str(stored.get("code", type=Text)) == str(doc.get("code", type=Text))
+    finally:
+        for web, _log in webs.values():
+            if web.poll() is None:
+                web.kill()
+                web.wait()

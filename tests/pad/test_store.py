@@ -19,7 +19,7 @@ from pycrdt import Doc, Text, merge_updates
 
 from hireflow.pad import checkpoint
 from hireflow.pad.checkpoint import Checkpointer
-from hireflow.pad.store import ORPHAN_AFTER_S, Batch, PadStore, PendingUpdate
+from hireflow.pad.store import FOLD_AFTER_S, Batch, PadStore, PendingUpdate
 from hireflow.timeutil import utcnow
 from tests.support.workers import eventually
 
@@ -247,7 +247,7 @@ async def test_instances_sweeping_at_once_fold_each_old_document_once(mongo):
     """Instances started together sweep together: the one that gets the lease folds, the other none."""
     pad = ObjectId()
     doc, text = _typist()
-    old = utcnow() - timedelta(seconds=ORPHAN_AFTER_S + 5)
+    old = utcnow() - timedelta(seconds=FOLD_AFTER_S + 5)
     updates = [PendingUpdate(pad, "w", seq, _type(doc, text, f"{seq};")) for seq in range(1, 7)]
     batches = [Batch(ObjectId(), old, [update]) for update in updates]
     for batch in batches:
