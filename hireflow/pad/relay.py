@@ -2,6 +2,8 @@
 
 Everything one `publish` call is given goes out as one pub/sub message (a stored batch's updates for
 every pad in it, say), so a receiving instance pays redis-py's per-message cost per batch, not per pad.
+Each such message starts with its publisher's name, so an instance skips its own whole, without
+decoding it (every instance hears everything published on the channel, its own messages included).
 
 Pub/sub may drop messages (a reconnect, a Redis restart). Nothing is lost for that: an update is in
 MongoDB before it is published, each carries its writer's sequence numbers, and an instance that sees a
@@ -11,6 +13,7 @@ gap, or whose subscription reconnects, reloads the pad from MongoDB (see rooms.p
 from __future__ import annotations
 
 import logging
+import secrets
 import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -52,12 +55,20 @@ class RelayMessage:
 
 
 _LENGTH = struct.Struct(">I")
+ORIGIN_BYTES = 16
+"""A pack starts with its publisher's name, this long."""
 PACK_MAX_BYTES = 512 * 1024
 """A pack is closed past this size (a pub/sub message should stay small next to Redis's buffers)."""
 
 
-def pack(messages: list[RelayMessage]) -> list[bytes]:
-    """Messages as few pub/sub payloads: each a run of (4-byte length, encoded message)."""
+def new_origin() -> bytes:
+    """A publisher's name: `ORIGIN_BYTES` random hex digits."""
+    return secrets.token_hex(ORIGIN_BYTES // 2).encode()
+
+
+def pack(messages: list[RelayMessage], origin: bytes) -> list[bytes]:
+    """Messages as few pub/sub payloads: each `origin`, then a run of (4-byte length, encoded message)."""
+    assert len(origin) == ORIGIN_BYTES
     out: list[bytes] = []
     parts: list[bytes] = []
     size = 0
@@ -66,6 +77,8 @@ def pack(messages: list[RelayMessage]) -> list[bytes]:
         if parts and size + len(encoded) > PACK_MAX_BYTES:
             out.append(b"".join(parts))
             parts, size = [], 0
+        if not parts:
+            parts.append(origin)
         parts += (_LENGTH.pack(len(encoded)), encoded)
         size += 4 + len(encoded)
     if parts:
@@ -73,10 +86,17 @@ def pack(messages: list[RelayMessage]) -> list[bytes]:
     return out
 
 
+def origin_of(data: bytes) -> bytes:
+    """The publisher's name at the head of a payload made by `pack`."""
+    return data[:ORIGIN_BYTES]
+
+
 def unpack(data: bytes) -> list[RelayMessage]:
     """The messages of one payload made by `pack`; ValueError if it is not one."""
+    if len(data) < ORIGIN_BYTES:
+        raise ValueError("truncated relay pack")
     out = []
-    at = 0
+    at = ORIGIN_BYTES
     while at < len(data):
         if at + 4 > len(data):
             raise ValueError("truncated relay pack")
@@ -97,6 +117,7 @@ class Relay:
 
     def __init__(self, redis: Redis, *, heartbeat_s: float) -> None:
         self._redis = redis  # a bytes (non-decoding) client
+        self.origin = new_origin()
         self._subscriber = Subscriber(redis, (keys.PAD_RELAY,), heartbeat_s=heartbeat_s, name="pad relay")
 
     @property
@@ -106,7 +127,7 @@ class Relay:
     async def publish(self, messages: list[RelayMessage]) -> None:
         """One round trip, and one pub/sub message per `PACK_MAX_BYTES`, for every message; raises
         RedisError when Redis is unreachable."""
-        payloads = pack(messages)
+        payloads = pack(messages, self.origin)
         if not payloads:
             return
         if len(payloads) == 1:
@@ -127,6 +148,8 @@ class Relay:
         """Listen forever; after every reconnect (not the first connect) call `on_reconnect`."""
 
         async def on_data(_channel: str, data: bytes) -> None:
+            if origin_of(data) == self.origin:
+                return  # this instance's own: applied and forwarded here before it was published
             try:
                 decoded = unpack(data)
             except ValueError:

@@ -4,14 +4,16 @@ a room applies relayed updates never loses one."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from typing import Any
 
 from pycrdt import Doc, Text, merge_updates
+from redis.asyncio import Redis
 
 from hireflow import keys
-from hireflow.pad.relay import PACK_MAX_BYTES, RelayKind, RelayMessage, pack, unpack
+from hireflow.pad.relay import PACK_MAX_BYTES, Relay, RelayKind, RelayMessage, new_origin, origin_of, pack, unpack
 from tests.conftest import Factory
 from tests.support.pad import two_editors
 from tests.support.workers import eventually
@@ -22,17 +24,56 @@ def test_messages_pack_into_few_payloads_and_unpack_in_order():
         RelayMessage(RelayKind.UPDATE, f"pad{i}", "src", i + 1, i + 1, bytes([i % 256]) * (i * 997 % 40_000))
         for i in range(100)
     ]
-    payloads = pack(messages)
+    origin = new_origin()
+    payloads = pack(messages, origin)
     assert 1 < len(payloads) < len(messages)
     assert all(len(payload) <= PACK_MAX_BYTES + 40_100 for payload in payloads)
+    assert all(origin_of(payload) == origin for payload in payloads)
     assert [m for payload in payloads for m in unpack(payload)] == messages
-    assert pack([]) == []
+    assert pack([], origin) == []
+
+
+async def test_an_instance_skips_what_it_published_and_hears_the_others(infra):
+    """Every instance hears everything on the channel; its own packs it drops without decoding them."""
+    clients = [Redis.from_url(infra.redis_url) for _ in range(2)]
+    relays = [Relay(c, heartbeat_s=1.0) for c in clients]
+    heard: list[list[RelayMessage]] = [[], []]
+
+    async def nothing() -> None:
+        return None
+
+    def recorder(into: list[RelayMessage]):
+        async def record(message: RelayMessage) -> None:
+            into.append(message)
+
+        return record
+
+    listening = [asyncio.create_task(r.run(recorder(h), nothing)) for r, h in zip(relays, heard, strict=True)]
+    try:
+        for relay in relays:
+            assert await relay.wait_connected(5.0)
+        sent = [RelayMessage(RelayKind.AWARENESS, "pad", f"from{i}", 0, 0, b"x") for i in range(2)]
+        for relay, message in zip(relays, sent, strict=True):
+            await relay.publish([message])
+
+        async def both_heard() -> bool:
+            return bool(heard[0] and heard[1])
+
+        await eventually(both_heard)
+        await asyncio.sleep(0.2)  # time for an own message to arrive, were it not skipped
+        assert heard == [[sent[1]], [sent[0]]]
+    finally:
+        for relay in relays:
+            relay.stop()
+        await asyncio.gather(*listening, return_exceptions=True)
+        for c in clients:
+            await c.aclose()
 
 
 async def test_junk_on_the_relay_channel_is_ignored(client, second, factory: Factory, redis, caplog):
     session_id, *_, a, b = await two_editors(client, second, factory)
     try:
-        whole = pack([RelayMessage(RelayKind.UPDATE, session_id, "x", 1, 1, b"not an update")])[0]
+        whole = pack([RelayMessage(RelayKind.UPDATE, session_id, "x", 1, 1, b"not an update")], new_origin())[0]
         for junk in (b"", b"\x00\x00\x00\xffshort", whole[:-3], b"\x00\x00\x00\x03a b", whole):
             await redis.publish(keys.PAD_RELAY, junk)
         a.code += "still in sync"
