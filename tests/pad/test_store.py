@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from bson import ObjectId
 from pycrdt import Doc, Text, merge_updates
+from pymongo import AsyncMongoClient, monitoring
 
 from hireflow.pad import checkpoint
 from hireflow.pad.checkpoint import Checkpointer
@@ -258,3 +259,78 @@ async def test_instances_sweeping_at_once_fold_each_old_document_once(mongo):
     assert await mongo.pad_updates.count_documents({}) == 0
     assert await mongo.pad_leases.count_documents({}) == 0  # given back
     assert _text((await PadStore(mongo).load(pad)).state) == str(text)
+
+
+class _Finds(monitoring.CommandListener):
+    """Counts the reads of the log a client sends (the real commands on the wire)."""
+
+    def __init__(self) -> None:
+        self.log_reads = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find" and event.command["find"] == "pad_updates":
+            self.log_reads += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_loads_asked_for_together_share_one_read_of_the_log(infra, db_name, mongo):
+    """A hundred and fifty pads loaded at once (an instance's rooms repairing after its relay
+    reconnected): two reads of the log (100 pads, then 50), each pad its own state, the same as a load
+    alone gives."""
+    pads = [ObjectId() for _ in range(150)]
+    typists = {pad: _typist() for pad in pads}
+    for seq in range(1, 4):
+        entries = [PendingUpdate(pad, "w", seq, _type(*typists[pad], f"{pad}-{seq};")) for pad in pads]
+        await PadStore(mongo).append(_batch(ObjectId(), entries))
+    finds = _Finds()
+    client: AsyncMongoClient[Any] = AsyncMongoClient(infra.mongo_url(db_name), tz_aware=True, event_listeners=[finds])
+    try:
+        store = PadStore(client[db_name])
+        loaded = await asyncio.gather(*(store.load(pad) for pad in pads))
+        assert finds.log_reads == 2
+        for pad, stored in zip(pads, loaded, strict=True):
+            assert _text(stored.state) == str(typists[pad][1])
+            assert stored.marks == {"w": 3}
+        alone = await store.load(pads[0])
+        assert (alone.state, alone.marks) == (loaded[0].state, loaded[0].marks)
+        assert finds.log_reads == 3
+    finally:
+        await client.close()
+
+
+class _FoldBetweenReads(PadStore):
+    """A store whose first read of the log comes after another instance folded every batch: the fold
+    lands between the load's read of the snapshots and its read of the log."""
+
+    def __init__(self, db: Any, batch_ids: list[ObjectId]) -> None:
+        super().__init__(db)
+        self._fold_first: list[ObjectId] | None = batch_ids
+
+    async def _entries(self, pads: list[ObjectId]) -> dict[ObjectId, list[Any]]:
+        if self._fold_first is not None:
+            batch_ids, self._fold_first = self._fold_first, None
+            await PadStore(self._log.database).fold(batch_ids)
+        return await super()._entries(pads)
+
+
+async def test_a_load_that_a_fold_overtakes_reads_again(mongo):
+    """The snapshots a load read first lack what the fold took out of the log before the load read
+    it: the load sees the snapshot's version move and reads both again, missing nothing."""
+    pads = [ObjectId() for _ in range(3)]
+    typists = {pad: _typist() for pad in pads}
+    batches = [
+        _batch(ObjectId(), [PendingUpdate(pad, "w", seq, _type(*typists[pad], f"{seq};")) for pad in pads])
+        for seq in range(1, 4)
+    ]
+    for batch in batches:
+        await PadStore(mongo).append(batch)
+    store = _FoldBetweenReads(mongo, [batch.id for batch in batches])
+    loaded = await asyncio.gather(*(store.load(pad) for pad in pads))
+    assert await mongo.pad_updates.count_documents({}) == 0  # the fold took them all
+    for pad, stored in zip(pads, loaded, strict=True):
+        assert _text(stored.state) == str(typists[pad][1])
