@@ -20,6 +20,10 @@ from the stored sequence numbers: each pad life numbers its updates 1, 2, …; r
 done, as reading the whole log while they type stalled SecantusDB for a few hundred ms, and divided by
 the phase's length; checkpoints run as configured, unless `--no-checkpoints`), and whether anything was
 lost: every pad's two replicas and its stored state must be equal.
+
+`--drop-relay-at S` cuts every pub/sub connection of the Redis at S s of typing: both web processes'
+relay subscriptions reconnect and every room repairs from MongoDB, and the keystrokes of those
+seconds reach their peers only through that repair (see their latency with `--timeline`).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 from bson import ObjectId
 from pycrdt import Decoder, Doc, Text, create_update_message
 from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
 
 from bench.stack import Stack, checkout
 from bench.ws_fanout import c_compiler, proc_stat, raise_fd_limit
@@ -313,6 +318,19 @@ async def stored_updates(db: Any) -> int:
     return sum(top.values())
 
 
+async def drop_relay(redis_url: str, at_s: float) -> None:
+    """At `at_s` s of typing, cut every pub/sub connection of the stack's Redis (as a network blip or a
+    failover would): each web process's relay subscription reconnects, and every room it has repairs
+    from MongoDB (what was published meanwhile is lost to the relay, not to the store)."""
+    await asyncio.sleep(at_s)
+    redis = Redis.from_url(redis_url)
+    try:
+        await redis.client_kill_filter(_type="pubsub")
+    finally:
+        await redis.aclose()
+    print(f"dropped every pub/sub connection at {at_s:g} s of typing", file=sys.stderr, flush=True)
+
+
 def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -366,8 +384,11 @@ async def run(n: int, args: argparse.Namespace, tmp: str, server_root: Path = RO
             assert client.proc.stdin is not None
             client.proc.stdin.write("go\n")
             client.proc.stdin.flush()
+        dropping = asyncio.create_task(drop_relay(stack.redis_url, args.drop_relay_at)) if args.drop_relay_at else None
         samples = await cpu_samples([*watched[:3], redis_pid, *watched[3:]], args.seconds) if args.timeline else []
         await asyncio.sleep(max(0.0, args.seconds - (time.monotonic() - started)))
+        if dropping is not None:
+            await dropping
         elapsed = time.monotonic() - started
         cpu_after = [proc_stat(pid)[1] for pid in watched]
         client_cpu = sum(cpu_after[3:]) - sum(cpu_before[3:])
@@ -500,6 +521,9 @@ def main() -> None:
     parser.add_argument("--no-reference", action="store_true", help="skip SecantusDB's insert rates alone")
     parser.add_argument("--timeline", action="store_true", help="latency and CPU per half second of typing, on stderr")
     parser.add_argument("--python-editors", action="store_true", help="editors in Python, not bench/padclient.c")
+    parser.add_argument(
+        "--drop-relay-at", type=float, default=0.0, help="cut Redis's pub/sub connections at this second of typing"
+    )
     parser.add_argument("--client", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
