@@ -47,6 +47,8 @@ bench: install
 	$(BIN)/python bench/ws_fanout.py
 	$(BIN)/python bench/forged_tokens.py
 	$(BIN)/python bench/runs.py
+	$(BIN)/python bench/pad.py
+	$(BIN)/python bench/pad_loads.py
 
 dev: install
 	$(BIN)/python -m hireflow.dev
