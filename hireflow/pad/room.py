@@ -11,6 +11,7 @@ import contextlib
 import logging
 import secrets
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -30,6 +31,17 @@ CLOSE_RATE = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_UNAVAILABLE = 1013
 CLOSE_GOING_AWAY = 1001
+
+
+HELD_MAX = 10_000
+"""Relayed updates a room holds at most while it waits for a repair (see `Room.hold`)."""
+
+
+@dataclass(frozen=True)
+class Held:
+    first: int
+    last: int
+    update: bytes
 
 
 class PadSocket:
@@ -133,6 +145,10 @@ class Room:
         """Bytes of this room's updates submitted to the writer and not yet stored."""
         self.repairing = False
         self.repair_again = False
+        self.held: dict[str, list[Held]] = {}
+        """Relayed updates that came after a gap in their writer's sequence, per writer, applied once a
+        repair brought what they follow (`release_held`)."""
+        self.held_count = 0
         self.users = 0
         """Sockets attached or about to be (see Pads.open/release)."""
         self.idle_since: float | None = time.monotonic()
@@ -169,6 +185,38 @@ class Room:
         trial.apply_update(full)
         trial.apply_update(update)
         return trial.get_update() != full
+
+    def hold(self, src: str, first: int, last: int, update: bytes) -> None:
+        """Keep a relayed update that follows a gap until a repair fills it. Past `HELD_MAX` the held
+        ones are dropped: they are stored, so a later repair's load brings them anyway."""
+        if self.held_count >= HELD_MAX:
+            self.held.clear()
+            self.held_count = 0
+        self.held.setdefault(src, []).append(Held(first, last, update))
+        self.held_count += 1
+
+    def release_held(self) -> bool:
+        """Apply the held updates that now follow their writer's mark (forwarding them), in order, and
+        drop those a load already brought. Whether any is still held (its gap not filled yet). A held
+        update that does not decode is dropped without moving the mark: the stored copy comes with the
+        next load."""
+        for src, held in list(self.held.items()):
+            held.sort(key=lambda h: h.first)
+            mark = self.marks.get(src, 0)
+            while held and held[0].first <= mark + 1:
+                item = held.pop(0)
+                self.held_count -= 1
+                if item.last <= mark:
+                    continue
+                try:
+                    self.apply(item.update)
+                except ValueError:
+                    log.warning("pad %s: a relayed update from %s does not decode; dropped", self.key, src)
+                    break
+                mark = self.marks[src] = item.last
+            if not held:
+                del self.held[src]
+        return bool(self.held)
 
     def merge_in(self, state: bytes) -> None:
         """Merge a state read back from MongoDB; send this instance's sockets whatever it added."""

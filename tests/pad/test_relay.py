@@ -9,11 +9,15 @@ import logging
 import random
 from typing import Any
 
+from bson import ObjectId
 from pycrdt import Doc, Text, merge_updates
 from redis.asyncio import Redis
 
 from hireflow import keys
 from hireflow.pad.relay import PACK_MAX_BYTES, Relay, RelayKind, RelayMessage, new_origin, origin_of, pack, unpack
+from hireflow.pad.rooms import Pads
+from hireflow.pad.store import Batch, PadStore, PendingUpdate
+from hireflow.timeutil import utcnow
 from tests.conftest import Factory
 from tests.support.pad import two_editors
 from tests.support.workers import eventually
@@ -141,3 +145,55 @@ def test_a_room_applying_updates_one_by_one_loses_none_in_the_orders_the_relay_c
             repaired.apply_update(update)
         repaired.apply_update(whole)
         assert _text(repaired) == _text(expected), f"seed {seed}"
+
+
+class _QueuedLoads(PadStore):
+    """Loads that take 50 ms after reading the log, as a repair's load does at 500 pads, where it
+    waits for the others' (every room of an instance repairs after a pub/sub drop)."""
+
+    def __init__(self, db: Any) -> None:
+        super().__init__(db)
+        self.loads = 0
+
+    async def _load_many(self, pads: list[ObjectId]) -> dict[ObjectId, Any]:
+        loaded = await super()._load_many(pads)
+        self.loads += len(pads)
+        await asyncio.sleep(0.05)
+        return loaded
+
+
+async def test_a_room_that_missed_relay_messages_catches_up_in_a_repair_or_two_while_its_writer_types(
+    infra, mongo, settings
+):
+    """Another instance's writer keeps storing and relaying an update every 5 ms; two of its messages
+    are lost. The room holds what follows the gap, repairs once or twice, applies what it held, and
+    ends equal to the writer. Before, every message that came while a repair was loading asked for
+    another: the room reloaded for as long as its writer typed (20 s at 500 pads after a pub/sub
+    drop, bench/pad.py --drop-relay-at)."""
+    store = _QueuedLoads(mongo)
+    redis = Redis.from_url(infra.redis_url)
+    pads = Pads(store, Relay(redis, heartbeat_s=1.0), settings)
+    try:
+        pad = ObjectId()
+        room = await pads.open(pad, frozen=False)
+        writer = Doc(client_id=7)
+        text = writer.get("code", type=Text)
+        for seq in range(1, 201):
+            before = writer.get_state()
+            text += f"{seq};"
+            update = writer.get_update(before)
+            await store.append(Batch(ObjectId(), utcnow(), [PendingUpdate(pad, "other", seq, update)]))
+            if seq not in (50, 51):  # lost by pub/sub
+                await pads.on_relay(RelayMessage(RelayKind.UPDATE, str(pad), "other", seq, seq, update))
+            await asyncio.sleep(0.005)
+
+        async def caught_up() -> bool:
+            return not room.repairing and _text(room.doc) == str(text)
+
+        await eventually(caught_up, timeout_s=10)
+        assert room.marks["other"] == 200
+        assert 1 <= store.loads - 1 <= 3, store.loads  # the open's load, then the repair's
+        assert not room.held
+    finally:
+        await pads.close()
+        await redis.aclose()
