@@ -188,10 +188,11 @@ class Room:
 
     def hold(self, src: str, first: int, last: int, update: bytes) -> None:
         """Keep a relayed update that follows a gap until a repair fills it. Past `HELD_MAX` the held
-        ones are dropped: they are stored, so a later repair's load brings them anyway."""
+        ones are dropped, and the repair asked to load once more: they are stored, so it brings them."""
         if self.held_count >= HELD_MAX:
             self.held.clear()
             self.held_count = 0
+            self.repair_again = True
         self.held.setdefault(src, []).append(Held(first, last, update))
         self.held_count += 1
 
