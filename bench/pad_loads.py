@@ -26,7 +26,7 @@ from typing import Any
 
 from bson import ObjectId
 from pycrdt import Doc, Text
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -35,23 +35,9 @@ from hireflow import embedded
 from hireflow.pad import store as pad_store
 from hireflow.pad.store import Batch, PadStore, PendingUpdate
 from hireflow.timeutil import utcnow
+from tests.support.commands import Finds
 
 WRITE_EVERY_S = 0.01
-
-
-class LogReads(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.count = 0
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "find" and event.command["find"] == "pad_updates":
-            self.count += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 async def seed(store: PadStore, pads: list[ObjectId], batches: int, per_batch: int) -> None:
@@ -88,7 +74,7 @@ def ms(values: list[float], q: float) -> float:
 
 
 async def measure(url: str, db_name: str, pads: list[ObjectId], load_pads: int) -> tuple[dict[str, float], list[bytes]]:
-    reads = LogReads()
+    reads = Finds("pad_updates")
     client: AsyncMongoClient[Any] = AsyncMongoClient(url, tz_aware=True, event_listeners=[reads])
     pad_store.LOAD_PADS = load_pads
     try:

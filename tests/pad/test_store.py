@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 from bson import ObjectId
 from pycrdt import Doc, Text, merge_updates
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 from hireflow.pad import checkpoint
 from hireflow.pad.checkpoint import Checkpointer
 from hireflow.pad.store import FOLD_AFTER_S, Batch, PadStore, PendingUpdate
 from hireflow.timeutil import utcnow
+from tests.support.commands import Finds
 from tests.support.workers import eventually
 
 
@@ -261,23 +262,6 @@ async def test_instances_sweeping_at_once_fold_each_old_document_once(mongo):
     assert _text((await PadStore(mongo).load(pad)).state) == str(text)
 
 
-class _Finds(monitoring.CommandListener):
-    """Counts the reads of the log a client sends (the real commands on the wire)."""
-
-    def __init__(self) -> None:
-        self.log_reads = 0
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "find" and event.command["find"] == "pad_updates":
-            self.log_reads += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 async def test_loads_asked_for_together_share_one_read_of_the_log(infra, db_name, mongo):
     """A hundred and fifty pads loaded at once (an instance's rooms repairing after its relay
     reconnected): two reads of the log (100 pads, then 50), each pad its own state, the same as a load
@@ -287,18 +271,18 @@ async def test_loads_asked_for_together_share_one_read_of_the_log(infra, db_name
     for seq in range(1, 4):
         entries = [PendingUpdate(pad, "w", seq, _type(*typists[pad], f"{pad}-{seq};")) for pad in pads]
         await PadStore(mongo).append(_batch(ObjectId(), entries))
-    finds = _Finds()
+    finds = Finds("pad_updates")
     client: AsyncMongoClient[Any] = AsyncMongoClient(infra.mongo_url(db_name), tz_aware=True, event_listeners=[finds])
     try:
         store = PadStore(client[db_name])
         loaded = await asyncio.gather(*(store.load(pad) for pad in pads))
-        assert finds.log_reads == 2
+        assert finds.count == 2
         for pad, stored in zip(pads, loaded, strict=True):
             assert _text(stored.state) == str(typists[pad][1])
             assert stored.marks == {"w": 3}
         alone = await store.load(pads[0])
         assert (alone.state, alone.marks) == (loaded[0].state, loaded[0].marks)
-        assert finds.log_reads == 3
+        assert finds.count == 3
     finally:
         await client.close()
 
