@@ -4,6 +4,7 @@ Everything one `publish` call is given goes out as one pub/sub message (a stored
 every pad in it, say), so a receiving instance pays redis-py's per-message cost per batch, not per pad.
 Each such message starts with its publisher's name, so an instance skips its own whole, without
 decoding it (every instance hears everything published on the channel, its own messages included).
+The name is itself a message that the version before it decodes and ignores (`ORIGIN_PAD`).
 
 Pub/sub may drop messages (a reconnect, a Redis restart). Nothing is lost for that: an update is in
 MongoDB before it is published, each carries its writer's sequence numbers, and an instance that sees a
@@ -56,7 +57,14 @@ class RelayMessage:
 
 _LENGTH = struct.Struct(">I")
 ORIGIN_BYTES = 16
-"""A pack starts with its publisher's name, this long."""
+"""A publisher's name is this many hex digits."""
+ORIGIN_PAD = "-"
+"""A pack's first message names its publisher: an awareness message of the pad `-` (no pad has that
+key), sent by that name, with nothing in it. So the version before names existed, which reads the same
+framing, decodes it and ignores it (no room is `-`) during a rolling deploy; and a pack of that
+version, which has no name, is still read here."""
+_NAMED = len(f"{RelayKind.AWARENESS.value.decode()} {ORIGIN_PAD} ") + ORIGIN_BYTES + len(" 0 0 ")
+_NAME_HEAD = _LENGTH.pack(_NAMED) + f"{RelayKind.AWARENESS.value.decode()} {ORIGIN_PAD} ".encode()
 PACK_MAX_BYTES = 512 * 1024
 """A pack is closed past this size (a pub/sub message should stay small next to Redis's buffers)."""
 
@@ -67,8 +75,10 @@ def new_origin() -> bytes:
 
 
 def pack(messages: list[RelayMessage], origin: bytes) -> list[bytes]:
-    """Messages as few pub/sub payloads: each `origin`, then a run of (4-byte length, encoded message)."""
+    """Messages as few pub/sub payloads: each a run of (4-byte length, encoded message), the first
+    message naming the publisher (`ORIGIN_PAD`)."""
     assert len(origin) == ORIGIN_BYTES
+    name = RelayMessage(RelayKind.AWARENESS, ORIGIN_PAD, origin.decode(), 0, 0, b"").encode()
     out: list[bytes] = []
     parts: list[bytes] = []
     size = 0
@@ -78,7 +88,7 @@ def pack(messages: list[RelayMessage], origin: bytes) -> list[bytes]:
             out.append(b"".join(parts))
             parts, size = [], 0
         if not parts:
-            parts.append(origin)
+            parts += (_LENGTH.pack(len(name)), name)
         parts += (_LENGTH.pack(len(encoded)), encoded)
         size += 4 + len(encoded)
     if parts:
@@ -86,17 +96,18 @@ def pack(messages: list[RelayMessage], origin: bytes) -> list[bytes]:
     return out
 
 
-def origin_of(data: bytes) -> bytes:
-    """The publisher's name at the head of a payload made by `pack`."""
-    return data[:ORIGIN_BYTES]
+def origin_of(data: bytes) -> bytes | None:
+    """The publisher's name at the head of a payload made by `pack`, without decoding it (None for a
+    pack of a version that did not name it)."""
+    if not data.startswith(_NAME_HEAD):
+        return None
+    return data[len(_NAME_HEAD) : len(_NAME_HEAD) + ORIGIN_BYTES]
 
 
 def unpack(data: bytes) -> list[RelayMessage]:
-    """The messages of one payload made by `pack`; ValueError if it is not one."""
-    if len(data) < ORIGIN_BYTES:
-        raise ValueError("truncated relay pack")
+    """The messages of one payload made by `pack` (not the name); ValueError if it is not one."""
     out = []
-    at = ORIGIN_BYTES
+    at = 0
     while at < len(data):
         if at + 4 > len(data):
             raise ValueError("truncated relay pack")
@@ -104,7 +115,9 @@ def unpack(data: bytes) -> list[RelayMessage]:
         end = at + 4 + length
         if end > len(data):
             raise ValueError("truncated relay pack")
-        out.append(RelayMessage.decode(data[at + 4 : end]))
+        message = RelayMessage.decode(data[at + 4 : end])
+        if message.pad != ORIGIN_PAD:
+            out.append(message)
         at = end
     return out
 

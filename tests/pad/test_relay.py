@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import struct
 from typing import Any
 
 from bson import ObjectId
@@ -35,6 +36,24 @@ def test_messages_pack_into_few_payloads_and_unpack_in_order():
     assert all(origin_of(payload) == origin for payload in payloads)
     assert [m for payload in payloads for m in unpack(payload)] == messages
     assert pack([], origin) == []
+
+
+def test_packs_of_the_version_before_publisher_names_and_this_one_read_each_other():
+    """During a rolling deploy: a pack without a name (as the version before made them) is read here;
+    a named pack is the same framing, its name a message that version decodes and ignores (no room
+    has the key `-`)."""
+    messages = [RelayMessage(RelayKind.UPDATE, f"pad{i}", "src", i, i, b"u") for i in range(1, 4)]
+    unnamed = b"".join(struct.pack(">I", len(m.encode())) + m.encode() for m in messages)
+    assert origin_of(unnamed) is None
+    assert unpack(unnamed) == messages
+    (named,) = pack(messages, new_origin())
+    framed = []
+    while named:  # the version before's reading: lengths and messages, every one decoded
+        (length,) = struct.unpack_from(">I", named)
+        framed.append(RelayMessage.decode(named[4 : 4 + length]))
+        named = named[4 + length :]
+    assert [m.pad for m in framed] == ["-", "pad1", "pad2", "pad3"]
+    assert framed[1:] == messages
 
 
 async def test_an_instance_skips_what_it_published_and_hears_the_others(infra):
