@@ -21,9 +21,10 @@ documents still in the log: a bounded number, because checkpoints keep the log s
   snapshots (`fold`): the compacted ones, and batches nobody compacted (a dead instance's, or a quiet
   one's last few). The documents are read back and merged into the snapshots of every pad they hold
   (written in bulk writes of 10 pads, each only over the version it was merged with, so a pad another
-  fold won is merged again), and only then deleted: a crash in between only leaves updates applied twice. Only one
-  instance at a time, though, under a lease in `pad_leases` (`claim_fold`); should two fold at once
-  all the same (a lease that ran out mid-fold), each update is still merged once or more, never lost.
+  fold won is merged again), and only then deleted: a crash in between only leaves updates applied
+  twice. Only one instance at a time, though, under a lease in `pad_leases` (`claim_fold`); should two
+  fold at once all the same (a lease that ran out mid-fold), each update is still merged once or more,
+  never lost.
 A busy pad's snapshot is thus rewritten about once a minute, not at every checkpoint.
 """
 
