@@ -63,8 +63,6 @@ ORIGIN_PAD = "-"
 key), sent by that name, with nothing in it. So the version before names existed, which reads the same
 framing, decodes it and ignores it (no room is `-`) during a rolling deploy; and a pack of that
 version, which has no name, is still read here."""
-_NAMED = len(f"{RelayKind.AWARENESS.value.decode()} {ORIGIN_PAD} ") + ORIGIN_BYTES + len(" 0 0 ")
-_NAME_HEAD = _LENGTH.pack(_NAMED) + f"{RelayKind.AWARENESS.value.decode()} {ORIGIN_PAD} ".encode()
 PACK_MAX_BYTES = 512 * 1024
 """A pack is closed past this size (a pub/sub message should stay small next to Redis's buffers)."""
 
@@ -74,11 +72,22 @@ def new_origin() -> bytes:
     return secrets.token_hex(ORIGIN_BYTES // 2).encode()
 
 
+def _name(origin: bytes) -> bytes:
+    """A pack's first message, framed: the awareness message of `ORIGIN_PAD` sent by `origin`."""
+    assert len(origin) == ORIGIN_BYTES
+    encoded = RelayMessage(RelayKind.AWARENESS, ORIGIN_PAD, origin.decode(), 0, 0, b"").encode()
+    return _LENGTH.pack(len(encoded)) + encoded
+
+
+_PLACEHOLDER = b"o" * ORIGIN_BYTES
+_NAME_HEAD = _name(_PLACEHOLDER).partition(_PLACEHOLDER)[0]
+"""What every framed name holds before the publisher's name (its length, kind and pad)."""
+
+
 def pack(messages: list[RelayMessage], origin: bytes) -> list[bytes]:
     """Messages as few pub/sub payloads: each a run of (4-byte length, encoded message), the first
     message naming the publisher (`ORIGIN_PAD`)."""
-    assert len(origin) == ORIGIN_BYTES
-    name = RelayMessage(RelayKind.AWARENESS, ORIGIN_PAD, origin.decode(), 0, 0, b"").encode()
+    name = _name(origin)
     out: list[bytes] = []
     parts: list[bytes] = []
     size = 0
@@ -88,7 +97,7 @@ def pack(messages: list[RelayMessage], origin: bytes) -> list[bytes]:
             out.append(b"".join(parts))
             parts, size = [], 0
         if not parts:
-            parts += (_LENGTH.pack(len(name)), name)
+            parts.append(name)
         parts += (_LENGTH.pack(len(encoded)), encoded)
         size += 4 + len(encoded)
     if parts:
