@@ -175,7 +175,8 @@ async def test_sigkill_of_the_web_process_folding_lets_another_fold_once_its_lea
         entries = []
         for pad, doc in docs.items():
             before = doc.get_state()
-            doc.get("code", type=Text).insert(len(str(doc.get("code", type=Text))), f"{seq};")
+            text = doc.get("code", type=Text)
+            text += f"{seq};"
             entries.append(PendingUpdate(pad, "w", seq, doc.get_update(before)))
         await store.append(Batch(ObjectId(), old, entries))
     webs: dict[int, tuple[subprocess.Popen[bytes], Path]] = {}
